@@ -1,0 +1,142 @@
+// The typed face of the C++ addon (`cc-ci/native`). Every export is one system call with the
+// kernel's own semantics; failures are Node-style errors (`code`, `errno`, `syscall`, `path`).
+// The only JS logic here is flockWait's cancellation plumbing (AbortSignal, timeout).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** `{dev, ino}` of a file, as bigint: an inode number can exceed 2^53. */
+export interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
+}
+
+interface Binding {
+  flock(fd: number, op: number): boolean;
+  flockWait(fd: number, op: number): [Promise<void>, () => void];
+  openLockFile(path: string, create: boolean): number;
+  identity(fd: number): FileIdentity;
+  pathIdentity(path: string): FileIdentity;
+  sameFile(fd: number, path: string): boolean;
+  setPdeathsig(signal: number): void;
+  getPdeathsig(): number;
+  setChildSubreaper(on: boolean): void;
+  getChildSubreaper(): boolean;
+  alarm(seconds: number): number;
+  getppid(): number;
+  setsid(): number;
+  LOCK_SH: number;
+  LOCK_EX: number;
+  LOCK_NB: number;
+  LOCK_UN: number;
+  WAIT_CANCEL_SIGNAL: number;
+}
+
+// Source (lib/) and build output (dist/lib/) sit at different depths below the package root.
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'binding.gyp'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cc-ci: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+const require = createRequire(import.meta.url);
+const binding = (require('node-gyp-build') as (dir: string) => Binding)(packageRoot());
+
+export const { LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN } = binding;
+
+/**
+ * The real-time signal the addon sends to a waiting thread to cancel it. A JS listener for it
+ * would replace the native handler and make cancellation hang: do not listen for it.
+ */
+export const WAIT_CANCEL_SIGNAL = binding.WAIT_CANCEL_SIGNAL;
+
+/**
+ * flock(2) without blocking: `true` when granted, `false` when busy (no exception is built on that
+ * path). `op` is LOCK_SH or LOCK_EX with LOCK_NB, or LOCK_UN. A blocking op is refused: use
+ * {@link flockWait}. Note the kernel's rule: a failed conversion drops the lock the fd held.
+ */
+export const flock: (fd: number, op: number) => boolean = binding.flock;
+
+export interface FlockWaitOptions {
+  /** Aborting rejects the wait with `signal.reason`. */
+  signal?: AbortSignal;
+  /** Gives up after this many milliseconds with an error whose `code` is `'ETIMEDOUT'`. */
+  timeoutMs?: number;
+}
+
+/**
+ * Waits for LOCK_SH or LOCK_EX on a thread of its own (not libuv's pool) and resolves as soon as
+ * the kernel grants it. Cancelled by `signal` or `timeoutMs` within milliseconds; a cancelled
+ * wait leaves the fd as it was (unlocked, or holding the lock it held before a conversion).
+ */
+export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}): Promise<void> {
+  const { signal, timeoutMs } = options;
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
+    throw Object.assign(new RangeError(`flockWait: timeoutMs must be a finite number >= 0, got ${timeoutMs}`), {
+      code: 'ERR_OUT_OF_RANGE',
+    });
+  }
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  const [promise, cancel] = binding.flockWait(fd, op);
+  if (!signal && timeoutMs === undefined) return promise;
+
+  let cancelReason: unknown;
+  const stop = (reason: unknown): void => {
+    if (cancelReason === undefined) cancelReason = reason;
+    cancel();
+  };
+  const onAbort = (): void => stop(signal!.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          const error = new Error(`ETIMEDOUT: lock wait timed out after ${timeoutMs} ms, flock`);
+          stop(Object.assign(error, { code: 'ETIMEDOUT', syscall: 'flock' }));
+        }, timeoutMs);
+  const cleanup = (): void => {
+    signal?.removeEventListener('abort', onAbort);
+    if (timer !== undefined) clearTimeout(timer);
+  };
+  return promise.then(
+    () => cleanup(),
+    (error: NodeJS.ErrnoException) => {
+      cleanup();
+      throw error.code === 'ECANCELED' && cancelReason !== undefined ? cancelReason : error;
+    },
+  );
+}
+
+/**
+ * Opens a lockfile read-only, close-on-exec, without following a symlink and without blocking on a
+ * FIFO; with `create`, makes it 0644 whatever the umask. Throws EISDIR / EFTYPE for a path that is
+ * not a regular file, EPERM for one owned by another uid, ELOOP for a symlink.
+ */
+export const openLockFile: (path: string, create: boolean) => number = binding.openLockFile;
+
+/** `{dev, ino}` of an open fd (fstat). */
+export const identity: (fd: number) => FileIdentity = binding.identity;
+/** `{dev, ino}` of a path (stat). */
+export const pathIdentity: (path: string) => FileIdentity = binding.pathIdentity;
+/** True only if the fd and the path are the same inode on the same device; false if the path is gone. */
+export const sameFile: (fd: number, path: string) => boolean = binding.sameFile;
+
+/** prctl(PR_SET_PDEATHSIG): the signal this process gets when the thread that forked it dies. */
+export const setPdeathsig: (signal: number) => void = binding.setPdeathsig;
+/** prctl(PR_GET_PDEATHSIG). */
+export const getPdeathsig: () => number = binding.getPdeathsig;
+/** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process. */
+export const setChildSubreaper: (on: boolean) => void = binding.setChildSubreaper;
+/** prctl(PR_GET_CHILD_SUBREAPER). */
+export const getChildSubreaper: () => boolean = binding.getChildSubreaper;
+/** alarm(2): SIGALRM after `seconds` (0 cancels); returns the seconds left on the previous alarm. */
+export const alarm: (seconds: number) => number = binding.alarm;
+/** getppid(2), asked of the kernel on every call. */
+export const getppid: () => number = binding.getppid;
+/** setsid(2): a new session and process group led by this process. */
+export const setsid: () => number = binding.setsid;

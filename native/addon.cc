@@ -1,0 +1,16 @@
+#include <napi.h>
+
+#include "native.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ccci::InitLocks(env, exports);
+  ccci::InitIdentity(env, exports);
+  ccci::InitProcess(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(cc_ci, Init)
