@@ -1,0 +1,235 @@
+// The app-domain lock. A run holds an exclusive flock(2) on `<dir>/cc-ci-app-<domain>.lock` for
+// the rest of its process lifetime, so "lock held" means "that run is alive", however it later
+// dies: the kernel releases the lock when the last fd goes. There is deliberately no unlock.
+//
+// Same path and lock type as the Python runner and flock(1), so all three interoperate.
+import { closeSync, futimesSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { assertDomain } from './naming.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile, pathIdentity, sameFile } from './native.js';
+
+export const DEFAULT_LOCK_DIR = '/run/lock';
+const PREFIX = 'cc-ci-app-';
+const SUFFIX = '.lock';
+
+/** How long a wait may last before it is worth a log line: a janitor's probe holds a free lock for microseconds. */
+export const WAIT_LOG_GRACE_MS = 200;
+
+/** `CCCI_APP_LOCK_DIR`, read at call time; default `/run/lock`. */
+export function lockDir(): string {
+  return process.env.CCCI_APP_LOCK_DIR || DEFAULT_LOCK_DIR;
+}
+
+/** `<lockDir()>/cc-ci-app-<domain>.lock`, after validating the domain. */
+export function lockPath(domain: string): string {
+  assertDomain(domain);
+  return join(lockDir(), `${PREFIX}${domain}${SUFFIX}`);
+}
+
+/** The domain a lockfile name stands for, or null for any other file. */
+export function domainOfLockfile(name: string): string | null {
+  return name.startsWith(PREFIX) && name.endsWith(SUFFIX) && name.length > PREFIX.length + SUFFIX.length
+    ? name.slice(PREFIX.length, -SUFFIX.length)
+    : null;
+}
+
+export interface HeldLock {
+  readonly domain: string;
+  readonly path: string;
+  readonly fd: number;
+}
+
+// Held for the life of the process: a reference here means the fd is never garbage-collected or
+// closed by accident, which would silently release the lock under a live run.
+const held = new Map<string, HeldLock>();
+
+export interface AcquireOptions {
+  /** The run's AbortSignal: aborting gives up the wait (rejects with `signal.reason`). */
+  signal?: AbortSignal;
+  /** Where the single "waiting" line goes; default stderr. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Takes the exclusive app lock for `domain` and keeps it until the process exits. Waits (off the
+ * event loop, cancellable) while another run holds it, logging one line if the wait outlasts
+ * {@link WAIT_LOG_GRACE_MS}. After every acquisition it checks that the locked inode is still the
+ * one the path names; if a janitor unlinked it meanwhile, it starts over on the live path.
+ */
+export async function acquireAppLock(domain: string, options: AcquireOptions = {}): Promise<HeldLock> {
+  const path = lockPath(domain);
+  const already = held.get(path);
+  if (already) return already;
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+
+  let logged = false;
+  for (;;) {
+    const fd = openForLocking(path);
+    try {
+      if (!flock(fd, LOCK_EX | LOCK_NB)) {
+        const grace = logged
+          ? undefined
+          : setTimeout(() => {
+              logged = true;
+              const holder = holderOf(path);
+              const who = holder ? ` (held by pid ${holder.pid}${holder.command ? `: ${holder.command}` : ''})` : '';
+              log(`== app lock: another run of ${domain} is in flight — waiting${who} ==`);
+            }, WAIT_LOG_GRACE_MS);
+        try {
+          await flockWait(fd, LOCK_EX, { signal: options.signal });
+        } finally {
+          clearTimeout(grace);
+        }
+      }
+      if (!sameFile(fd, path)) {
+        closeSync(fd); // we won an inode a janitor had already unlinked: go again on the live one
+        continue;
+      }
+      const now = new Date();
+      futimesSync(fd, now, now); // the lock's age, for the janitor's long-held warning
+      const lock: HeldLock = Object.freeze({ domain, path, fd });
+      held.set(path, lock);
+      return lock;
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+}
+
+/** The app locks this process holds. */
+export function heldAppLocks(): HeldLock[] {
+  return [...held.values()];
+}
+
+export type LockState = 'held' | 'free' | 'absent';
+
+/**
+ * Whether a run holds `domain`'s lock right now. Never creates a lockfile. Throws a clear error for
+ * a lockfile that is not a regular file owned by us (directory, FIFO, symlink, foreign owner).
+ */
+export function probeLock(domain: string): LockState {
+  const path = lockPath(domain);
+  let fd: number;
+  try {
+    fd = openLockFile(path, false);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw lockfileError(error, path);
+  }
+  try {
+    // A shared probe never conflicts with another prober, only with a run's exclusive lock.
+    if (!flock(fd, LOCK_SH | LOCK_NB)) return 'held';
+    flock(fd, LOCK_UN);
+    return 'free';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens (creating when absent) a lockfile for locking, turning the kernel's refusals into errors
+ * that say which lockfile and why. Exported for the janitor, which probes with the same rules.
+ */
+export function openForLocking(path: string, create = true): number {
+  try {
+    return openLockFile(path, create);
+  } catch (error) {
+    throw lockfileError(error, path);
+  }
+}
+
+function lockfileError(error: unknown, path: string): Error {
+  const e = error as NodeJS.ErrnoException;
+  const dir = lockDir();
+  let why: string | undefined;
+  if (e.code === 'ENOENT') why = `lock dir ${dir} does not exist (set CCCI_APP_LOCK_DIR or create it)`;
+  else if (e.code === 'EACCES' || e.code === 'EROFS') why = `lock dir ${dir} or lockfile ${path} is not writable (${e.code})`;
+  if (why === undefined) return e;
+  return Object.assign(new Error(`cc-ci: ${why}`, { cause: e }), { code: e.code, path });
+}
+
+export interface LockHolder {
+  domain: string;
+  path: string;
+  pid: number;
+  /** The holder's command line from /proc/<pid>/cmdline, or null when it cannot be read. */
+  command: string | null;
+}
+
+// /proc/locks prints the device as hex `major:minor` of the kernel's dev_t encoding.
+function deviceKey(dev: bigint, ino: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}:${ino}`;
+}
+
+/** Parses /proc/locks into `major:minor:inode` → pid of each granted FLOCK lock. */
+export function parseProcLocks(text: string): Map<string, number> {
+  const owners = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 fd:00:2146501 0 EOF"; waiters carry "->" and hold nothing.
+    const match = /^\d+:\s+FLOCK\s+\S+\s+(READ|WRITE)\s+(\d+)\s+([0-9a-f]+:[0-9a-f]+:\d+)\s/.exec(line);
+    if (match && !owners.has(match[3]!)) owners.set(match[3]!, Number(match[2]));
+  }
+  return owners;
+}
+
+function readProcLocks(): Map<string, number> {
+  try {
+    return parseProcLocks(readFileSync('/proc/locks', 'utf8'));
+  } catch {
+    return new Map();
+  }
+}
+
+function commandOf(pid: number): string | null {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw.replace(/\0+$/, '').split('\0').join(' ') || null;
+  } catch {
+    return null;
+  }
+}
+
+function holderFrom(owners: Map<string, number>, path: string): { pid: number; command: string | null } | null {
+  let id;
+  try {
+    id = pathIdentity(path);
+  } catch {
+    return null;
+  }
+  const pid = owners.get(deviceKey(id.dev, id.ino));
+  return pid === undefined ? null : { pid, command: commandOf(pid) };
+}
+
+/** Who holds the lockfile at `path`, as /proc/locks tells it (the pid that took the lock). */
+export function holderOf(path: string): { pid: number; command: string | null } | null {
+  return holderFrom(readProcLocks(), path);
+}
+
+/** Every app lockfile in the lock dir that some process holds, with that process. */
+export function lockHolders(): LockHolder[] {
+  const owners = readProcLocks();
+  const holders: LockHolder[] = [];
+  for (const name of listLockfiles()) {
+    const domain = domainOfLockfile(name)!;
+    const path = join(lockDir(), name);
+    const holder = holderFrom(owners, path);
+    if (holder) holders.push({ domain, path, ...holder });
+  }
+  return holders;
+}
+
+/** Names of the `cc-ci-app-*.lock` files in the lock dir, sorted; none when the dir is missing. */
+export function listLockfiles(): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(lockDir());
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return names.filter((name) => domainOfLockfile(name) !== null).sort();
+}
