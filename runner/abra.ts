@@ -1,0 +1,87 @@
+// The abra CLI, as the runner calls it. Every call inherits ABRA_DIR from the environment (the
+// per-run dir inside a run), listens to the run's AbortSignal and logs its output.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { abraDir } from '../lib/abra-dir.js';
+import { exec, type ExecOptions } from './exec.js';
+import type { Log } from './log.js';
+
+export interface AbraContext {
+  server: string;
+  log: Log;
+  signal?: AbortSignal;
+}
+
+const MINUTE = 60_000;
+
+export interface Abra {
+  recipeFetch(recipe: string): Promise<void>;
+  /** Creates the app's .env; `secrets` also generates the recipe's secrets. */
+  appNew(recipe: string, domain: string, options?: { version?: string; secrets?: boolean }): Promise<void>;
+  appDeploy(domain: string, options?: { version?: string; chaos?: boolean; force?: boolean }): Promise<void>;
+  appUndeploy(domain: string): Promise<void>;
+  appRemove(domain: string): Promise<void>;
+  backupCreate(domain: string): Promise<void>;
+  restore(domain: string): Promise<void>;
+  /** `<abra dir>/servers/<server>/<domain>.env` */
+  envPath(domain: string): string;
+  /** Removes the app's .env directly (abra cannot remove an app whose recipe it cannot load). */
+  removeEnv(domain: string): void;
+}
+
+/** `CCCI_SERVER`, the abra server the apps live on; default `default` (the local swarm). */
+export function abraServer(): string {
+  const server = process.env.CCCI_SERVER || 'default';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(server) || server.includes('..')) {
+    throw new Error(`CCCI_SERVER must be a plain server name, got ${JSON.stringify(server)}`);
+  }
+  return server;
+}
+
+export function abraClient(context: AbraContext): Abra {
+  const abra = async (args: string[], timeoutMs: number): Promise<void> => {
+    const options: ExecOptions = { signal: context.signal, log: context.log, timeoutMs, tag: '[abra]' };
+    context.log(`  $ abra ${args.join(' ')}`);
+    await exec('abra', args, options);
+  };
+  const envPath = (domain: string): string => join(abraDir(), 'servers', context.server, `${domain}.env`);
+  return {
+    recipeFetch: (recipe) => abra(['recipe', 'fetch', recipe, '--no-input'], 10 * MINUTE),
+    appNew: (recipe, domain, options = {}) =>
+      abra(
+        [
+          'app',
+          'new',
+          recipe,
+          ...(options.version ? [options.version] : []),
+          '--server',
+          context.server,
+          '--domain',
+          domain,
+          ...(options.secrets ? ['--secrets'] : []),
+          '--no-input',
+        ],
+        5 * MINUTE,
+      ),
+    appDeploy: (domain, options = {}) =>
+      abra(
+        [
+          'app',
+          'deploy',
+          domain,
+          ...(options.version ? [options.version] : []),
+          '--no-input',
+          ...(options.chaos ? ['--chaos'] : []),
+          ...(options.force ? ['--force'] : []),
+        ],
+        15 * MINUTE,
+      ),
+    appUndeploy: (domain) => abra(['app', 'undeploy', domain, '--no-input'], 10 * MINUTE),
+    appRemove: (domain) => abra(['app', 'remove', domain, '--no-input', '--force'], 10 * MINUTE),
+    backupCreate: (domain) => abra(['app', 'backup', 'create', domain, '--no-input'], 30 * MINUTE),
+    restore: (domain) => abra(['app', 'restore', domain, '--no-input'], 30 * MINUTE),
+    envPath,
+    removeEnv: (domain) => rmSync(envPath(domain), { force: true }),
+  };
+}

@@ -1,0 +1,39 @@
+// The run's one deploy: count it, take the app lock BEFORE the app exists, clear what a dead
+// predecessor left, create the app from the code under test and wait for it to converge.
+import { acquireAppLock } from '../lib/lock.js';
+import { stackName } from '../lib/naming.js';
+import { recordDeploy } from '../lib/run-state.js';
+import { declaresSecrets } from './recipe.js';
+import { isEmpty, residual, teardownApp, type TeardownTools } from './teardown.js';
+
+export interface DeployOptions extends TeardownTools {
+  recipe: string;
+  domain: string;
+  /** The run's own recipe tree (checked out at the code under test). */
+  tree: string;
+  signal?: AbortSignal;
+  convergeTimeoutMs: number;
+}
+
+export async function deployApp(options: DeployOptions): Promise<void> {
+  const { recipe, domain, abra, docker, log } = options;
+  const count = recordDeploy();
+  if (count > 1) throw new Error(`deploy #${count} in one run: a run deploys exactly once`);
+
+  // Before the app exists: a concurrent janitor must never see this app without its held lock.
+  await acquireAppLock(domain, { signal: options.signal, log });
+  log(`== app lock held: ${domain} ==`);
+
+  // Holding the lock, anything of this domain is certainly an orphan: a run that died while we
+  // waited. No janitor can reap it any more (we hold the lock), so it is ours to remove.
+  const left = await residual(domain, options);
+  if (!isEmpty(left)) {
+    log(`== ${domain}: leftovers of a run that died while we waited (${JSON.stringify(left)}) — removing ==`);
+    await teardownApp(domain, options, true);
+  }
+
+  await abra.appNew(recipe, domain, { secrets: declaresSecrets(options.tree) });
+  await abra.appDeploy(domain, { chaos: true });
+  await docker.waitConverged(stackName(domain), options.convergeTimeoutMs);
+  log(`== deployed ${domain} (code under test) ==`);
+}

@@ -1,0 +1,111 @@
+// The recipe under test: fetching it into the run's own tree, its published versions, what it
+// declares (secrets, backups), and the snapshot of its own tests taken at fetch time.
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import { canonicalAbraDir, recipeDir } from '../lib/abra-dir.js';
+import { InputError } from '../lib/naming.js';
+import type { Abra } from './abra.js';
+import { exec } from './exec.js';
+import type { Log } from './log.js';
+
+export interface FetchOptions {
+  recipe: string;
+  /** With `src`: the PR head to clone (a commit, branch or ref). */
+  ref?: string;
+  /** `owner/repo` of the PR's repository under `gitBase`. */
+  src?: string;
+  gitBase: string;
+  /** Sent as an HTTP header through git's environment: never in argv, never written to .git/config. */
+  token?: string;
+  abra: Abra;
+  log: Log;
+  signal?: AbortSignal;
+}
+
+/** Makes the recipe available at the code under test in this run's own recipe tree. */
+export async function fetchRecipe(options: FetchOptions): Promise<string> {
+  const { recipe, ref, src, log, signal } = options;
+  const dest = recipeDir(recipe);
+  rmSync(dest, { recursive: true, force: true });
+  mkdirSync(dirname(dest), { recursive: true });
+
+  if (process.env.CCCI_SKIP_FETCH === '1') {
+    const staged = join(canonicalAbraDir(), 'recipes', recipe);
+    if (!existsSync(staged)) throw new InputError(`CCCI_SKIP_FETCH=1 but there is no staged clone at ${staged}`);
+    cpSync(staged, dest, { recursive: true, verbatimSymlinks: true });
+    log(`[fetch] CCCI_SKIP_FETCH=1 — copied the staged clone ${staged} into this run's tree`);
+    return dest;
+  }
+  if (src && ref) {
+    const url = `${options.gitBase}/${src}.git`;
+    const env = options.token
+      ? { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: token ${options.token}` }
+      : {};
+    const git = (args: string[]) => exec('git', args, { env, signal, log, tag: '[git]', timeoutMs: 600_000 });
+    log(`[fetch] cloning ${url} at ${ref}`);
+    await git(['clone', '--quiet', url, dest]);
+    await git(['-C', dest, 'fetch', '--quiet', '--tags', 'origin', ref]);
+    await git(['-C', dest, 'checkout', '--quiet', '--force', 'FETCH_HEAD']);
+    return dest;
+  }
+  await options.abra.recipeFetch(recipe);
+  return dest;
+}
+
+async function git(dir: string, args: string[]): Promise<string> {
+  return (await exec('git', ['-C', dir, ...args])).stdout.trim();
+}
+
+export async function headCommit(dir: string): Promise<string> {
+  return git(dir, ['rev-parse', 'HEAD']);
+}
+
+/** Checks the tree out at `ref`, exactly (untracked overlays of another version must not survive). */
+export async function checkout(dir: string, ref: string): Promise<void> {
+  await git(dir, ['checkout', '--quiet', '--force', ref]);
+}
+
+/**
+ * The published version to upgrade from: the newest tag, or the one before it when the code
+ * under test is that newest tag itself. Null when there is none.
+ */
+export async function previousVersion(dir: string, head: string): Promise<string | null> {
+  const tags = (await git(dir, ['tag', '--sort=v:refname'])).split('\n').filter(Boolean);
+  if (tags.length === 0) return null;
+  const newest = tags[tags.length - 1]!;
+  const newestCommit = await git(dir, ['rev-list', '-n', '1', newest]);
+  if (newestCommit !== head) return newest;
+  return tags.length > 1 ? tags[tags.length - 2]! : null;
+}
+
+function composeText(dir: string): string {
+  return readdirSync(dir)
+    .filter((file) => /^compose.*\.ya?ml$/.test(file))
+    .map((file) => readFileSync(join(dir, file), 'utf8'))
+    .join('\n');
+}
+
+/** The recipe declares docker secrets (abra generates them at `app new --secrets`). */
+export function declaresSecrets(dir: string): boolean {
+  const sample = join(dir, '.env.sample');
+  return existsSync(sample) && /^\s*SECRET_\w+_VERSION=/m.test(readFileSync(sample, 'utf8'));
+}
+
+/** The recipe opts in to backups with a `backupbot.backup: true` label. */
+export function backupCapable(dir: string): boolean {
+  return /backupbot\.backup\b[^\n]*\btrue\b/i.test(composeText(dir));
+}
+
+/**
+ * Copies the recipe's own tests/ out of the tree, so that version checkouts during the run cannot
+ * change what the custom stage runs. Null when the recipe ships none.
+ */
+export function snapshotTests(dir: string, runDirectory: string): string | null {
+  const tests = join(dir, 'tests');
+  if (!existsSync(tests)) return null;
+  const snapshot = join(runDirectory, 'recipe-tests');
+  rmSync(snapshot, { recursive: true, force: true });
+  cpSync(tests, snapshot, { recursive: true });
+  return snapshot;
+}

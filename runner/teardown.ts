@@ -1,0 +1,76 @@
+// Tearing an app down: undeploy, remove the app (its .env), its volumes and secrets, and check
+// nothing is left. Tolerates a half-gone app, so the janitor can use it on any orphan and a run
+// can use it on the leftovers of a run that died while it waited for the lock.
+import { existsSync } from 'node:fs';
+
+import { stackName } from '../lib/naming.js';
+import type { Abra } from './abra.js';
+import type { Docker } from './docker.js';
+import type { Log } from './log.js';
+
+export interface Residual {
+  services: string[];
+  volumes: string[];
+  secrets: string[];
+  env: string[];
+}
+
+export class TeardownError extends Error {
+  constructor(
+    readonly domain: string,
+    readonly residual: Residual,
+  ) {
+    super(`teardown of ${domain} left: ${JSON.stringify(residual)}`);
+    this.name = 'TeardownError';
+  }
+}
+
+export interface TeardownTools {
+  abra: Abra;
+  docker: Docker;
+  log: Log;
+}
+
+/** What the app still has: services, volumes, secrets, .env. */
+export async function residual(domain: string, { abra, docker }: TeardownTools): Promise<Residual> {
+  const stack = stackName(domain);
+  const envPath = abra.envPath(domain);
+  return {
+    services: await docker.names('service', stack),
+    volumes: await docker.names('volume', stack),
+    secrets: await docker.names('secret', stack),
+    env: existsSync(envPath) ? [envPath] : [],
+  };
+}
+
+export function isEmpty(left: Residual): boolean {
+  return Object.values(left).every((items) => items.length === 0);
+}
+
+/**
+ * Removes everything of `domain`. Each step is tried even if an earlier one failed (abra may not
+ * know an app whose .env is gone; docker still does); the failures are logged. With `verify`,
+ * throws a TeardownError when anything is left.
+ */
+export async function teardownApp(domain: string, tools: TeardownTools, verify = true): Promise<void> {
+  const { abra, docker, log } = tools;
+  const stack = stackName(domain);
+  const attempt = async (what: string, step: () => Promise<void>): Promise<void> => {
+    try {
+      await step();
+    } catch (error) {
+      log(`  teardown ${domain}: ${what} failed: ${(error as Error).message.split('\n')[0]}`);
+    }
+  };
+  log(`== teardown: ${domain} ==`);
+  const before = await residual(domain, tools);
+  if (before.env.length && before.services.length) await attempt('abra app undeploy', () => abra.appUndeploy(domain));
+  await attempt('docker stack rm', () => docker.removeStack(stack));
+  if (before.env.length) await attempt('abra app remove', () => abra.appRemove(domain));
+  await attempt('removing volumes and secrets', () => docker.removeLeftovers(stack));
+  abra.removeEnv(domain);
+  if (!verify) return;
+  const left = await residual(domain, tools);
+  if (!isEmpty(left)) throw new TeardownError(domain, left);
+  log(`== teardown: ${domain} — nothing left ==`);
+}
