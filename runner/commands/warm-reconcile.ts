@@ -1,0 +1,33 @@
+// `cc-ci warm-reconcile`: keep warm/canonical apps at their recipe's latest version.
+import { parseArgs } from 'node:util';
+
+import { abraClient, abraServer } from '../abra.js';
+import { createLog } from '../log.js';
+import { parseWarmApps, warmReconcile } from '../warm.js';
+
+export const summary = 'bring warm/canonical apps to their latest version (skips apps a run holds)';
+
+export const usage = `Usage: cc-ci warm-reconcile [--apps DOMAIN,...] [--dry-run] [--json]
+
+Outside any run, with the canonical ~/.abra (ABRA_DIR is ignored): for each warm app, skip it if
+a run holds its app lock, else take the lock, fetch its recipe and deploy the latest published
+version if the app is behind. The apps come from --apps or CCCI_WARM_APPS.
+
+  --dry-run   say what would be upgraded, change nothing
+  --json      print the report as JSON: {upgraded: [{domain, from, to}], current: [], skipped: [{domain, reason}]}
+
+Exit codes: 0 done (skips are not failures), 1 an upgrade failed, 2 bad input.`;
+
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { apps: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
+  });
+  const domains = parseWarmApps(values.apps ?? process.env.CCCI_WARM_APPS);
+  delete process.env.ABRA_DIR; // outside any run: the canonical ~/.abra
+  const log = values.json ? (line: string) => process.stderr.write(`${line}\n`) : createLog();
+  const abra = abraClient({ server: abraServer(), log });
+  const report = await warmReconcile({ domains, abra, log, dryRun: values['dry-run'] ?? false });
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  return report.skipped.some((s) => s.reason.startsWith('failed:')) ? 1 : 0;
+}

@@ -1,0 +1,103 @@
+// The run's configuration, from the environment (as the Drone step sets it) with flags on top.
+// Every value is validated here, at the boundary: a bad one is an InputError naming it (exit 2).
+import { parseArgs } from 'node:util';
+
+import { InputError, assertRecipe } from '../lib/naming.js';
+import { abraServer } from './abra.js';
+import { STAGES, type StageName } from './stages.js';
+
+export interface RunConfig {
+  recipe: string;
+  /** The PR head (commit, branch or ref) under test; null tests the recipe's catalogue version. */
+  ref: string | null;
+  pr: string;
+  /** `owner/repo` to clone the PR head from; null fetches through abra. */
+  src: string | null;
+  stages: StageName[];
+  gitBase: string;
+  token: string | undefined;
+  server: string;
+  convergeTimeoutMs: number;
+}
+
+export const RUN_USAGE = `Usage: cc-ci run [--recipe NAME] [--ref REF] [--pr N] [--src OWNER/REPO] [--stages LIST]
+
+Runs one recipe's CI on this swarm host: lifetime guards, a per-run ABRA_DIR, fetch, janitor,
+one deploy under the app lock, the stages, teardown, results.json. Flags override the
+environment the Drone step sets:
+
+  RECIPE            recipe name (required)
+  REF, SRC          the PR head and the repository it lives in (OWNER/REPO under CCCI_GIT_BASE);
+                    without both, the recipe is fetched with 'abra recipe fetch'
+  PR                PR number (default 0)
+  STAGES            comma-separated subset of ${STAGES.join(',')} (default: all)
+  CCCI_GIT_BASE     git host base URL (default https://git.autonomic.zone)
+  CCCI_GIT_TOKEN    token for a private PR repository (sent as a header, never logged)
+  CCCI_SERVER       abra server name (default 'default')
+  CCCI_CONVERGE_TIMEOUT_SECONDS  how long services may take to converge (default 600)
+  CCCI_DEADLINE_SECONDS          hard deadline for the whole run (default 3600)
+  CCCI_SKIP_FETCH=1 copy the staged ~/.abra/recipes/<recipe> instead of fetching
+
+Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,
+142 hard deadline, 143 cancelled (SIGTERM), 130 SIGINT, 129 SIGHUP.`;
+
+function parseStages(text: string): StageName[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InputError(`STAGES must name at least one of ${STAGES.join(',')}`);
+  for (const name of names) {
+    if (!(STAGES as readonly string[]).includes(name)) {
+      throw new InputError(`STAGES: unknown stage ${JSON.stringify(name)} (known: ${STAGES.join(',')})`);
+    }
+  }
+  return STAGES.filter((stage) => names.includes(stage));
+}
+
+function positiveInt(name: string, text: string): number {
+  if (!/^[1-9][0-9]{0,6}$/.test(text)) throw new InputError(`${name} must be a whole number of seconds, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
+  const { values } = parseArgs({
+    args,
+    options: {
+      recipe: { type: 'string' },
+      ref: { type: 'string' },
+      pr: { type: 'string' },
+      src: { type: 'string' },
+      stages: { type: 'string' },
+    },
+  });
+  if (env.CCCI_QUICK === '1') throw new InputError('CCCI_QUICK=1 (the quick lane) is not implemented in cc-ci; unset it to run the full CI');
+  const recipe = values.recipe ?? env.RECIPE;
+  if (!recipe) throw new InputError('RECIPE is required (set RECIPE or pass --recipe)');
+  assertRecipe(recipe);
+  const ref = values.ref ?? env.REF ?? null;
+  if (ref !== null && (!/^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$/.test(ref) || ref.includes('..'))) {
+    throw new InputError(`REF must be a git commit, branch or ref name (no '..', no leading '-'): ${JSON.stringify(ref)}`);
+  }
+  const pr = values.pr ?? env.PR ?? '0';
+  if (!/^[0-9]{1,9}$/.test(pr)) throw new InputError(`PR must be a number, got ${JSON.stringify(pr)}`);
+  const src = values.src ?? env.SRC ?? null;
+  if (src !== null && !/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(src)) {
+    throw new InputError(`SRC must be OWNER/REPO, got ${JSON.stringify(src)}`);
+  }
+  const gitBase = env.CCCI_GIT_BASE || 'https://git.autonomic.zone';
+  let server: string;
+  try {
+    server = abraServer();
+  } catch (error) {
+    throw new InputError((error as Error).message);
+  }
+  return {
+    recipe,
+    ref,
+    pr,
+    src,
+    stages: parseStages(values.stages ?? env.STAGES ?? STAGES.join(',')),
+    gitBase: gitBase.replace(/\/+$/, ''),
+    token: env.CCCI_GIT_TOKEN || undefined,
+    server,
+    convergeTimeoutMs: positiveInt('CCCI_CONVERGE_TIMEOUT_SECONDS', env.CCCI_CONVERGE_TIMEOUT_SECONDS ?? '600') * 1000,
+  };
+}

@@ -1,0 +1,88 @@
+// Warm/canonical apps: long-lived apps outside any run, kept at their recipe's latest version.
+// Runs with the canonical ~/.abra (never a per-run dir) and leaves alone any app whose lock a run
+// holds; it takes the same app lock while it works, so a run cannot start on an app mid-upgrade.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { canonicalAbraDir } from '../lib/abra-dir.js';
+import { acquireAppLock } from '../lib/lock.js';
+import { InputError, assertDomain } from '../lib/naming.js';
+import type { Abra } from './abra.js';
+import { exec } from './exec.js';
+import type { Log } from './log.js';
+
+export interface WarmReport {
+  upgraded: { domain: string; from: string | null; to: string }[];
+  current: string[];
+  skipped: { domain: string; reason: string }[];
+}
+
+/** `TYPE=<recipe>[:<version>]` (abra's own key) from an app's .env. */
+export function parseAppType(envText: string): { recipe: string; version: string | null } | null {
+  const match = /^\s*(?:export\s+)?TYPE=["']?([a-z0-9][a-z0-9_-]*)(?::([^"'\s#]+))?/m.exec(envText);
+  return match ? { recipe: match[1]!, version: match[2] ?? null } : null;
+}
+
+/** The warm apps to reconcile: `--apps` or `CCCI_WARM_APPS`, comma-separated domains. */
+export function parseWarmApps(text: string | undefined): string[] {
+  const domains = (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (domains.length === 0) throw new InputError('no warm apps configured: set CCCI_WARM_APPS or pass --apps (comma-separated domains)');
+  for (const domain of domains) assertDomain(domain, 'warm app domain');
+  return domains;
+}
+
+async function latestVersion(recipeTree: string): Promise<string | null> {
+  const tags = (await exec('git', ['-C', recipeTree, 'tag', '--sort=v:refname'])).stdout.split('\n').filter(Boolean);
+  return tags.at(-1) ?? null;
+}
+
+export interface WarmOptions {
+  domains: string[];
+  abra: Abra;
+  log: Log;
+  dryRun: boolean;
+}
+
+export async function warmReconcile({ domains, abra, log, dryRun }: WarmOptions): Promise<WarmReport> {
+  const report: WarmReport = { upgraded: [], current: [], skipped: [] };
+  const skip = (domain: string, reason: string): void => {
+    log(`== warm-reconcile: skipping ${domain}: ${reason} ==`);
+    report.skipped.push({ domain, reason });
+  };
+  for (const domain of domains) {
+    try {
+      // An already-aborted signal turns the wait into a try: held by a run means hands off.
+      await acquireAppLock(domain, { signal: AbortSignal.abort(), log });
+    } catch (error) {
+      skip(domain, (error as Error).name === 'AbortError' ? 'its app lock is held (a run is using it)' : (error as Error).message);
+      continue;
+    }
+    try {
+      const envPath = abra.envPath(domain);
+      if (!existsSync(envPath)) {
+        skip(domain, `no app config at ${envPath}`);
+        continue;
+      }
+      const type = parseAppType(readFileSync(envPath, 'utf8'));
+      if (!type) {
+        skip(domain, `${envPath} has no TYPE=<recipe> line`);
+        continue;
+      }
+      await abra.recipeFetch(type.recipe);
+      const latest = await latestVersion(join(canonicalAbraDir(), 'recipes', type.recipe));
+      if (!latest) {
+        skip(domain, `recipe ${type.recipe} has no published version`);
+      } else if (latest === type.version) {
+        log(`== warm-reconcile: ${domain} is at ${latest}, the latest ==`);
+        report.current.push(domain);
+      } else {
+        log(`== warm-reconcile: ${domain} ${type.version ?? '(unknown)'} -> ${latest}${dryRun ? ' (dry run)' : ''} ==`);
+        if (!dryRun) await abra.appDeploy(domain, { version: latest, force: true });
+        report.upgraded.push({ domain, from: type.version, to: latest });
+      }
+    } catch (error) {
+      skip(domain, `failed: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  return report;
+}
