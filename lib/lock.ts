@@ -43,9 +43,16 @@ export interface HeldLock {
 // Held for the life of the process: a reference here means the fd is never garbage-collected or
 // closed by accident, which would silently release the lock under a live run.
 const held = new Map<string, HeldLock>();
+// Acquisitions still waiting, by path. flock locks belong to open files, not to processes: a
+// second acquire of the same domain in this process would wait on the first one's fd forever, so
+// it joins the first one's wait instead.
+const acquiring = new Map<string, Promise<HeldLock>>();
 
 export interface AcquireOptions {
-  /** The run's AbortSignal: aborting gives up the wait (rejects with `signal.reason`). */
+  /**
+   * The run's AbortSignal: aborting gives up the wait (rejects with `signal.reason`). A free lock
+   * is still taken under an already-aborted signal: only the waiting is given up.
+   */
   signal?: AbortSignal;
   /** Where the single "waiting" line goes; default stderr. */
   log?: (line: string) => void;
@@ -59,10 +66,36 @@ export interface AcquireOptions {
  */
 export async function acquireAppLock(domain: string, options: AcquireOptions = {}): Promise<HeldLock> {
   const path = lockPath(domain);
-  const already = held.get(path);
-  if (already) return already;
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  for (;;) {
+    const already = held.get(path);
+    if (already) return already;
+    const pending = acquiring.get(path);
+    if (!pending) {
+      const mine = acquire(domain, path, options).finally(() => acquiring.delete(path));
+      acquiring.set(path, mine);
+      return mine;
+    }
+    try {
+      return await abortable(pending, options.signal);
+    } catch {
+      if (options.signal?.aborted) throw options.signal.reason;
+      // The first caller gave up (its own signal, or an error it will see too): try ourselves.
+    }
+  }
+}
 
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+async function acquire(domain: string, path: string, options: AcquireOptions): Promise<HeldLock> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   let logged = false;
   for (;;) {
     const fd = openForLocking(path);

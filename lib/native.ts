@@ -69,18 +69,33 @@ export interface FlockWaitOptions {
   timeoutMs?: number;
 }
 
+// setTimeout fires at once (with a warning) past this; a longer timeout is a caller's mistake.
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+function argumentError(error: TypeError | RangeError, code: string): Error {
+  return Object.assign(error, { code });
+}
+
 /**
  * Waits for LOCK_SH or LOCK_EX on a thread of its own (not libuv's pool) and resolves as soon as
  * the kernel grants it. Cancelled by `signal` or `timeoutMs` within milliseconds; a cancelled
- * wait leaves the fd as it was (unlocked, or holding the lock it held before a conversion).
+ * wait leaves the fd as it was (unlocked, or holding the lock it held before a conversion). The
+ * kernel converts a lock by unlocking first: if another process locks the file exclusively during
+ * a cancelled conversion, the old lock cannot be taken back without blocking, and the wait
+ * rejects with `code` `'ERR_CCCI_LOCK_LOST'` (its `cause` is the cancel reason) instead.
  */
 export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}): Promise<void> {
   const { signal, timeoutMs } = options;
-  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0)) {
-    throw Object.assign(new RangeError(`flockWait: timeoutMs must be a finite number >= 0, got ${timeoutMs}`), {
-      code: 'ERR_OUT_OF_RANGE',
-    });
+  if (signal !== undefined && (typeof signal !== 'object' || signal === null || !('aborted' in signal))) {
+    throw argumentError(new TypeError(`The "options.signal" property must be an instance of AbortSignal. Received ${typeof signal}`), 'ERR_INVALID_ARG_TYPE');
   }
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+    throw argumentError(
+      new RangeError(`The value of "options.timeoutMs" is out of range. It must be >= 0 && <= ${MAX_TIMEOUT_MS}. Received ${String(timeoutMs)}`),
+      'ERR_OUT_OF_RANGE',
+    );
+  }
+  // Already aborted: nothing is tried (a caller may use this as "lock only if free" after its own try).
   if (signal?.aborted) return Promise.reject(signal.reason);
   const [promise, cancel] = binding.flockWait(fd, op);
   if (!signal && timeoutMs === undefined) return promise;
@@ -107,23 +122,29 @@ export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}
     () => cleanup(),
     (error: NodeJS.ErrnoException) => {
       cleanup();
-      throw error.code === 'ECANCELED' && cancelReason !== undefined ? cancelReason : error;
+      if (cancelReason !== undefined && error.code === 'ECANCELED') throw cancelReason;
+      if (cancelReason !== undefined && error.code === 'ERR_CCCI_LOCK_LOST') error.cause = cancelReason;
+      throw error;
     },
   );
 }
 
 /**
  * Opens a lockfile read-only, close-on-exec, without following a symlink and without blocking on a
- * FIFO; with `create`, makes it 0644 whatever the umask. Throws EISDIR / EFTYPE for a path that is
- * not a regular file, EPERM for one owned by another uid, ELOOP for a symlink.
+ * FIFO; with `create`, creates a missing one 0644 whatever the umask (an existing file's mode is
+ * left alone). Throws EISDIR / EFTYPE for a path that is not a regular file, EPERM for one owned by
+ * another uid, ELOOP for a symlink, and the kernel's error (ENOENT, EACCES, ...) otherwise.
  */
 export const openLockFile: (path: string, create: boolean) => number = binding.openLockFile;
 
 /** `{dev, ino}` of an open fd (fstat). */
 export const identity: (fd: number) => FileIdentity = binding.identity;
-/** `{dev, ino}` of a path (stat). */
+/** `{dev, ino}` of a path (stat: follows a symlink). */
 export const pathIdentity: (path: string) => FileIdentity = binding.pathIdentity;
-/** True only if the fd and the path are the same inode on the same device; false if the path is gone. */
+/**
+ * True only if the fd and the path are the same inode on the same device; false if the path is
+ * gone. The path itself is compared (lstat): a symlink there is not the file it points to.
+ */
 export const sameFile: (fd: number, path: string) => boolean = binding.sameFile;
 
 /** prctl(PR_SET_PDEATHSIG): the signal this process gets when the thread that forked it dies. */

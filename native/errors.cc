@@ -1,84 +1,198 @@
 #include "errors.h"
 
+#include <errno.h>
 #include <uv.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 namespace ccci {
 
 namespace {
 
-Napi::Error Build(Napi::Env env, int uvcode, const char* syscall, const std::string& description,
+Napi::Error Build(napi_env env, const char* code, int uvErrno, const char* syscall, const std::string& description,
                   const char* path) {
-  const char* code = uv_err_name(uvcode);
   std::string message = std::string(code) + ": " + description + ", " + syscall;
   if (path != nullptr) message += std::string(" '") + path + "'";
   Napi::Error error = Napi::Error::New(env, message);
   Napi::Object obj = error.Value();
-  obj.Set("errno", Napi::Number::New(env, uvcode));
+  if (uvErrno != 0) obj.Set("errno", Napi::Number::New(env, uvErrno));
   obj.Set("code", Napi::String::New(env, code));
   obj.Set("syscall", Napi::String::New(env, syscall));
   if (path != nullptr) obj.Set("path", Napi::String::New(env, path));
   return error;
 }
 
+// Errnos our calls can return that libuv has no name for (it would say "Unknown system error").
+const char* ExtraErrnoName(int err) {
+  switch (err) {
+    case ENOLCK: return "ENOLCK";
+    case EDQUOT: return "EDQUOT";
+    case ESTALE: return "ESTALE";
+    default: return nullptr;
+  }
+}
+
+std::string Lowercased(const char* text) {
+  std::string out(text);
+  if (!out.empty()) out[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(out[0])));
+  return out;
+}
+
+// Node truncates a shown string the same way: 28 characters, quotes included.
+std::string Quoted(const std::string& text) {
+  std::string quoted = "'" + text + "'";
+  return quoted.size() > 28 ? quoted.substr(0, 25) + "..." : quoted;
+}
+
+std::string StringOf(napi_env env, napi_value value) {
+  napi_value str;
+  size_t len = 0;
+  if (napi_coerce_to_string(env, value, &str) != napi_ok ||
+      napi_get_value_string_utf8(env, str, nullptr, 0, &len) != napi_ok) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return "";
+  }
+  std::string out(len, '\0');
+  napi_get_value_string_utf8(env, str, out.data(), len + 1, &len);
+  return out;
+}
+
+// `name` of a function, or of an object's constructor; empty if there is none (or a getter throws).
+std::string NameOf(napi_env env, napi_value value, bool viaConstructor) {
+  napi_value target = value, name;
+  napi_valuetype type;
+  bool ok = true;
+  if (viaConstructor) ok = napi_get_named_property(env, value, "constructor", &target) == napi_ok;
+  ok = ok && napi_typeof(env, target, &type) == napi_ok && type == napi_function &&
+       napi_get_named_property(env, target, "name", &name) == napi_ok && napi_typeof(env, name, &type) == napi_ok &&
+       type == napi_string;
+  if (!ok) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    return "";
+  }
+  return StringOf(env, name);
+}
+
+// Node's `Received ...` tail of an argument error.
+std::string Received(napi_env env, napi_value value) {
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, value, &type);
+  switch (type) {
+    case napi_undefined: return "Received undefined";
+    case napi_null: return "Received null";
+    case napi_function: {
+      std::string name = NameOf(env, value, false);
+      return name.empty() ? "Received function" : "Received function " + name;
+    }
+    case napi_object: {
+      std::string name = NameOf(env, value, true);
+      return name.empty() ? "Received an object" : "Received an instance of " + name;
+    }
+    case napi_symbol: return "Received type symbol";
+    case napi_string: return "Received type string (" + Quoted(StringOf(env, value)) + ")";
+    case napi_bigint: return "Received type bigint (" + StringOf(env, value) + "n)";
+    case napi_boolean: return "Received type boolean (" + StringOf(env, value) + ")";
+    case napi_number: return "Received type number (" + StringOf(env, value) + ")";
+    default: return "Received " + StringOf(env, value);
+  }
+}
+
+void Throw(napi_env env, bool range, const char* code, const std::string& message) {
+  Napi::Object error = range ? Napi::RangeError::New(env, message).Value() : Napi::TypeError::New(env, message).Value();
+  error.Set("code", Napi::String::New(env, code));
+  napi_throw(env, error);
+}
+
+void ThrowType(napi_env env, const char* name, const char* expected, napi_value value) {
+  Throw(env, false, "ERR_INVALID_ARG_TYPE",
+        std::string("The \"") + name + "\" argument must be of type " + expected + ". " + Received(env, value));
+}
+
 }  // namespace
 
-Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall, const char* path) {
-  return Build(env, -err, syscall, uv_strerror(-err), path);
+Napi::Error ErrnoError(napi_env env, int err, const char* syscall, const char* path) {
+  const char* extra = ExtraErrnoName(err);
+  if (extra != nullptr) return Build(env, extra, -err, syscall, Lowercased(std::strerror(err)), path);
+  char name[64], description[128];
+  uv_err_name_r(-err, name, sizeof name);
+  // Node says UNKNOWN for an errno libuv cannot name; the text then comes from the C library.
+  if (std::strncmp(name, "Unknown", 7) == 0) return Build(env, "UNKNOWN", -err, syscall, Lowercased(std::strerror(err)), path);
+  return Build(env, name, -err, syscall, uv_strerror_r(-err, description, sizeof description), path);
 }
 
-Napi::Error CodedError(Napi::Env env, int uvcode, const char* syscall, const std::string& why,
+Napi::Error CodedError(napi_env env, const char* code, int uvErrno, const char* syscall, const std::string& why,
                        const char* path) {
-  return Build(env, uvcode, syscall, why, path);
+  return Build(env, code, uvErrno, syscall, why, path);
 }
 
-void ThrowArgError(Napi::Env env, const char* code, const std::string& message, bool range) {
-  Napi::Object error = range ? Napi::RangeError::New(env, message).Value()
-                             : Napi::TypeError::New(env, message).Value();
-  error.Set("code", Napi::String::New(env, code));
-  Napi::Error(env, error).ThrowAsJavaScriptException();
+void ThrowInvalidValue(napi_env env, const char* name, napi_value value, const std::string& why) {
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, value, &type);
+  std::string shown = StringOf(env, value);
+  if (type == napi_string) {
+    std::string escaped;
+    for (char c : shown) escaped += c == '\0' ? std::string("\\x00") : std::string(1, c);
+    shown = Quoted(escaped);
+  }
+  Throw(env, false, "ERR_INVALID_ARG_VALUE",
+        std::string("The argument '") + name + "' " + why + ". Received " + shown);
 }
 
-bool CheckInt(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t min,
-              int64_t max, int64_t* out) {
-  Napi::Env env = info.Env();
-  if (info.Length() <= index || !info[index].IsNumber()) {
-    ThrowArgError(env, "ERR_INVALID_ARG_TYPE",
-                  std::string("The \"") + name + "\" argument must be of type number");
+bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64_t max, int64_t* out) {
+  double number;
+  // One call on the good path: napi_get_value_double refuses anything that is not a number.
+  if (napi_get_value_double(env, value, &number) != napi_ok) {
+    ThrowType(env, name, "number", value);
     return false;
   }
-  double value = info[index].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(value) || std::floor(value) != value || value < static_cast<double>(min) ||
-      value > static_cast<double>(max)) {
-    ThrowArgError(env, "ERR_OUT_OF_RANGE",
-                  std::string("The value of \"") + name + "\" is out of range. It must be an integer >= " +
-                      std::to_string(min) + " and <= " + std::to_string(max),
-                  true);
+  if (std::floor(number) != number) {  // NaN and ±Infinity fail this too
+    Throw(env, true, "ERR_OUT_OF_RANGE",
+          std::string("The value of \"") + name + "\" is out of range. It must be an integer. Received " +
+              StringOf(env, value));
     return false;
   }
-  *out = static_cast<int64_t>(value);
+  if (number < static_cast<double>(min) || number > static_cast<double>(max)) {
+    Throw(env, true, "ERR_OUT_OF_RANGE",
+          std::string("The value of \"") + name + "\" is out of range. It must be >= " + std::to_string(min) +
+              " && <= " + std::to_string(max) + ". Received " + StringOf(env, value));
+    return false;
+  }
+  *out = static_cast<int64_t>(number);
   return true;
 }
 
-bool CheckFd(const Napi::CallbackInfo& info, size_t index, int* fd) {
-  int64_t value;
-  if (!CheckInt(info, index, "fd", 0, INT32_MAX, &value)) return false;
-  *fd = static_cast<int>(value);
+bool FdArg(napi_env env, napi_value value, int* fd) {
+  int64_t number;
+  if (!IntArg(env, value, "fd", 0, INT32_MAX, &number)) return false;
+  *fd = static_cast<int>(number);
   return true;
 }
 
-bool CheckString(const Napi::CallbackInfo& info, size_t index, const char* name, std::string* out) {
-  if (info.Length() <= index || !info[index].IsString()) {
-    ThrowArgError(info.Env(), "ERR_INVALID_ARG_TYPE",
-                  std::string("The \"") + name + "\" argument must be of type string");
+bool BoolArg(napi_env env, napi_value value, const char* name, bool* out) {
+  if (napi_get_value_bool(env, value, out) != napi_ok) {
+    ThrowType(env, name, "boolean", value);
     return false;
   }
-  *out = info[index].As<Napi::String>().Utf8Value();
-  if (out->find('\0') != std::string::npos) {
-    ThrowArgError(info.Env(), "ERR_INVALID_ARG_VALUE",
-                  std::string("The \"") + name + "\" argument must not contain null bytes");
+  return true;
+}
+
+bool PathArg::Read(napi_env env, napi_value arg, const char* name, const char* syscall) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, arg, value, sizeof value, &len) != napi_ok) {
+    ThrowType(env, name, "string", arg);
+    return false;
+  }
+  if (len >= PATH_MAX) {  // the kernel takes at most PATH_MAX bytes, the terminating NUL included
+    ErrnoError(env, ENAMETOOLONG, syscall, nullptr).ThrowAsJavaScriptException();
+    return false;
+  }
+  if (std::strlen(value) != len) {
+    ThrowInvalidValue(env, name, arg, "must be a string without null bytes");
     return false;
   }
   return true;

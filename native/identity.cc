@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-#include <string>
-
 #include "errors.h"
 #include "native.h"
 
@@ -12,62 +10,71 @@ namespace ccci {
 
 namespace {
 
-Napi::Object IdentityObject(Napi::Env env, const struct stat& st) {
+napi_value IdentityObject(napi_env env, const struct stat& st) {
   Napi::Object id = Napi::Object::New(env);
   id.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(st.st_dev)));
   id.Set("ino", Napi::BigInt::New(env, static_cast<uint64_t>(st.st_ino)));
   return id;
 }
 
-Napi::Value Identity(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value Identity(napi_env env, napi_callback_info info) {
+  Args<1> args(env, info);
   int fd;
-  if (!CheckFd(info, 0, &fd)) return env.Undefined();
+  if (!FdArg(env, args[0], &fd)) return nullptr;
   struct stat st;
   if (fstat(fd, &st) != 0) {
     ErrnoError(env, errno, "fstat").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return nullptr;
   }
   return IdentityObject(env, st);
 }
 
-Napi::Value PathIdentity(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path;
-  if (!CheckString(info, 0, "path", &path)) return env.Undefined();
+// Follows symlinks, like stat(2): the identity of whatever the path leads to.
+napi_value PathIdentity(napi_env env, napi_callback_info info) {
+  Args<1> args(env, info);
+  PathArg path;
+  if (!path.Read(env, args[0], "path", "stat")) return nullptr;
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    ErrnoError(env, errno, "stat", path.c_str()).ThrowAsJavaScriptException();
-    return env.Undefined();
+  if (stat(path.value, &st) != 0) {
+    ErrnoError(env, errno, "stat", path.value).ThrowAsJavaScriptException();
+    return nullptr;
   }
   return IdentityObject(env, st);
 }
 
-// True only when dev AND ino match; false when the path is gone (the inode was unlinked).
-Napi::Value SameFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// True only when dev AND ino match; false when the path is gone (the inode was unlinked). The
+// path itself is compared (lstat): a symlink planted there is not the lockfile, even if it points
+// at it.
+napi_value SameFile(napi_env env, napi_callback_info info) {
+  Args<2> args(env, info);
   int fd;
-  std::string path;
-  if (!CheckFd(info, 0, &fd) || !CheckString(info, 1, "path", &path)) return env.Undefined();
+  PathArg path;
+  if (!FdArg(env, args[0], &fd) || !path.Read(env, args[1], "path", "lstat")) return nullptr;
   struct stat held, named;
   if (fstat(fd, &held) != 0) {
     ErrnoError(env, errno, "fstat").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return nullptr;
   }
-  if (stat(path.c_str(), &named) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return Napi::Boolean::New(env, false);
-    ErrnoError(env, errno, "stat", path.c_str()).ThrowAsJavaScriptException();
-    return env.Undefined();
+  bool same;
+  if (lstat(path.value, &named) == 0) {
+    same = held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+  } else if (errno == ENOENT || errno == ENOTDIR) {
+    same = false;
+  } else {
+    ErrnoError(env, errno, "lstat", path.value).ThrowAsJavaScriptException();
+    return nullptr;
   }
-  return Napi::Boolean::New(env, held.st_dev == named.st_dev && held.st_ino == named.st_ino);
+  napi_value result;
+  napi_get_boolean(env, same, &result);
+  return result;
 }
 
 }  // namespace
 
 void InitIdentity(Napi::Env env, Napi::Object exports) {
-  exports.Set("identity", Napi::Function::New(env, Identity, "identity"));
-  exports.Set("pathIdentity", Napi::Function::New(env, PathIdentity, "pathIdentity"));
-  exports.Set("sameFile", Napi::Function::New(env, SameFile, "sameFile"));
+  ExportFunction(env, exports, "identity", Identity);
+  ExportFunction(env, exports, "pathIdentity", PathIdentity);
+  ExportFunction(env, exports, "sameFile", SameFile);
 }
 
 }  // namespace ccci

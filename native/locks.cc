@@ -6,10 +6,11 @@
 //
 // Cancelling a thread that sits in flock(2): libuv installs its signal handlers with SA_RESTART,
 // so nothing on the JS side can interrupt the call. We send the waiting thread a private real-time
-// signal whose handler has no SA_RESTART (as util-linux `flock -w` does with SIGALRM). The signal
-// carries the wait's state; while the thread is between its last cancel check and the end of the
-// system call the handler siglongjmps out of the window, so a cancel landing just before the call
-// cannot be lost — no polling, no retries.
+// signal whose handler has no SA_RESTART (as util-linux `flock -w` does with SIGALRM). The waiter
+// checks its cancel flag and then enters flock(2); a signal landing between the two would be
+// lost, so for that stretch (the "window") the handler siglongjmps out instead of returning. A
+// cancel is therefore seen whenever it lands: before the check, inside the window, or during the
+// system call — no polling, no retries.
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,16 +39,19 @@ namespace {
 // Below SIGRTMAX so that libraries counting down from the top do not collide with us.
 int CancelSignal() { return SIGRTMAX - 3; }
 
+// The waiter only sits in flock(2) and hands one pointer back: a small stack is plenty.
 constexpr size_t kWaiterStackBytes = 64 * 1024;
 
 struct WaitState {
-  int fd;
-  int op;
-  int prior;  // what this open file description held before the wait: 0, LOCK_SH or LOCK_EX
+  // The waiter's own duplicate of the caller's fd: the same open file description, hence the same
+  // lock, but a number nobody else can close or reuse while the wait and its restore run.
+  int fd = -1;
+  int op = 0;
+  int prior = 0;  // what the open file description held before the wait: 0, LOCK_SH or LOCK_EX
 
   std::mutex mu;
-  pid_t tid = 0;      // set by the waiter thread (under mu) once it can take the signal
-  bool done = false;  // the waiter has blocked the signal (under mu): sending is no longer safe
+  pid_t tid = 0;      // set by the waiter (under mu) once it can take the cancel signal
+  bool done = false;  // set by the waiter (under mu) once it has blocked it again: stop sending
   std::atomic<bool> cancelled{false};
 
   // Touched by the waiter thread and its own signal handler only.
@@ -57,9 +61,10 @@ struct WaitState {
   // Outcome, written by the waiter before it hands the state to the JS thread.
   bool granted = false;
   int err = 0;
+  bool lost = false;  // a cancelled conversion could not take the prior lock back without blocking
 
   Napi::Promise::Deferred deferred;
-  void* cleanupArg = nullptr;
+  void* cleanupArg = nullptr;  // registered env cleanup hook, owned by the JS thread
 
   explicit WaitState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
@@ -74,46 +79,62 @@ struct ThreadStart {
 };
 
 void OnCancelSignal(int, siginfo_t* info, void*) {
-  // Only our own queued signal carries a WaitState; anything else is ignored.
+  // Only our own queued signal carries a WaitState; anything else (kill(1), sigqueue from another
+  // process) is ignored.
   if (info->si_code != SI_QUEUE || info->si_pid != getpid()) return;
   auto* state = static_cast<WaitState*>(info->si_value.sival_ptr);
   if (state != nullptr && state->inWindow) siglongjmp(state->jump, 1);
 }
 
-void InstallCancelHandler() {
+// Installs the handler once per process; afterwards checks, on each wait that needs a thread,
+// that nobody replaced it (a wait whose cancel could never land would hang its caller).
+bool CancelHandlerInPlace() {
   static std::once_flag once;
   std::call_once(once, [] {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = OnCancelSignal;
     sa.sa_flags = SA_SIGINFO;  // deliberately no SA_RESTART: the wait must come back with EINTR
-    sigemptyset(&sa.sa_mask);
+    sigfillset(&sa.sa_mask);
     sigaction(CancelSignal(), &sa, nullptr);
   });
+  struct sigaction current;
+  return sigaction(CancelSignal(), nullptr, &current) == 0 && (current.sa_flags & SA_SIGINFO) != 0 &&
+         current.sa_sigaction == OnCancelSignal;
 }
 
-// The lock type this open file description holds, read from /proc/self/fdinfo (the kernel lists
-// the flock locks whose file is this one). Needed because converting a lock drops the old one
-// before waiting for the new one; a cancelled conversion must put the old one back.
+// The flock lock this open file description holds, from /proc/self/fdinfo (the kernel lists
+// there the locks whose file is this one). Needed because the kernel converts a lock by dropping
+// the old one before waiting for the new one: a cancelled conversion must take the old one back.
+// Without /proc this reads as "none", and a cancelled conversion then leaves the fd unlocked.
 int HeldFlockType(int fd) {
-  char path[64];
+  char path[48];
   std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-  FILE* f = std::fopen(path, "re");
-  if (f == nullptr) return 0;
-  char line[256];
-  int held = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, "lock:", 5) != 0 || std::strstr(line, "FLOCK") == nullptr) continue;
-    if (std::strstr(line, "WRITE") != nullptr) held = LOCK_EX;
-    else if (std::strstr(line, "READ") != nullptr) held = LOCK_SH;
+  int info = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (info < 0) return 0;
+  char buf[4096];
+  size_t used = 0;
+  ssize_t n;
+  while (used < sizeof buf - 1 && (n = ::read(info, buf + used, sizeof buf - 1 - used)) > 0) used += n;
+  ::close(info);
+  buf[used] = '\0';
+  // e.g. "lock:\t1: FLOCK  ADVISORY  WRITE 1234 00:2e:5678 0 EOF"
+  char* save = nullptr;
+  for (char* line = strtok_r(buf, "\n", &save); line != nullptr; line = strtok_r(nullptr, "\n", &save)) {
+    if (std::strncmp(line, "lock:", 5) != 0 || std::strstr(line, " FLOCK ") == nullptr) continue;
+    if (std::strstr(line, " WRITE ") != nullptr) return LOCK_EX;
+    if (std::strstr(line, " READ ") != nullptr) return LOCK_SH;
   }
-  std::fclose(f);
-  return held;
+  return 0;
 }
 
-void RetryingFlock(int fd, int op) {
-  while (::flock(fd, op) != 0 && errno == EINTR) {
-  }
+// Puts the open file description back as it was before a wait. Dropping a lock never blocks;
+// taking back one a conversion dropped is only tried without blocking, because whoever took the
+// lock meanwhile may hold it for hours. Returns false when that lock is lost.
+bool RestorePrior(int fd, int prior) {
+  if (prior != 0) return ::flock(fd, prior | LOCK_NB) == 0;
+  ::flock(fd, LOCK_UN);
+  return true;
 }
 
 void* WaitThread(void* arg) {
@@ -121,6 +142,8 @@ void* WaitThread(void* arg) {
   StatePtr state = start->state;
   WaitState* s = state.get();
 
+  // The thread starts with every signal blocked (see FlockWait): process-directed signals keep
+  // going to the JS thread, and only the cancel signal may reach this one, from here on.
   sigset_t cancelSet;
   sigemptyset(&cancelSet);
   sigaddset(&cancelSet, CancelSignal());
@@ -132,6 +155,7 @@ void* WaitThread(void* arg) {
 
   if (sigsetjmp(s->jump, 1) == 0) {
     s->inWindow = 1;
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // in the window before the flag is read
     while (!s->cancelled.load()) {
       if (::flock(s->fd, s->op) == 0) {
         s->granted = true;
@@ -154,12 +178,13 @@ void* WaitThread(void* arg) {
 
   if (s->cancelled.load() && s->err == 0) {
     // Whether or not the kernel granted the lock as the cancel landed, leave the fd as it was.
-    RetryingFlock(s->fd, s->prior == 0 ? LOCK_UN : s->prior);
+    s->lost = !RestorePrior(s->fd, s->prior);
     s->granted = false;
   }
+  ::close(s->fd);
 
   auto* data = new StatePtr(state);
-  if (start->tsfn.BlockingCall(data) != napi_ok) delete data;
+  if (start->tsfn.BlockingCall(data) != napi_ok) delete data;  // the environment is going away
   start->tsfn.Release();
   return nullptr;
 }
@@ -178,7 +203,8 @@ void Cancel(const StatePtr& state) {
   syscall(SYS_rt_tgsigqueueinfo, getpid(), state->tid, CancelSignal(), &info);
 }
 
-// A worker (or the main environment) going away cancels its waits so their threads end.
+// A worker (or the main environment) being torn down cancels its waits so their threads end and
+// leave the fds as they were.
 void CancelOnEnvCleanup(void* arg) {
   auto* state = static_cast<StatePtr*>(arg);
   (*state)->cleanupArg = nullptr;
@@ -186,91 +212,128 @@ void CancelOnEnvCleanup(void* arg) {
   delete state;
 }
 
+void ForgetCleanupHook(napi_env env, WaitState* s) {
+  if (s->cleanupArg == nullptr) return;
+  napi_remove_env_cleanup_hook(env, CancelOnEnvCleanup, s->cleanupArg);
+  delete static_cast<StatePtr*>(s->cleanupArg);
+  s->cleanupArg = nullptr;
+}
+
 void SettleOnJsThread(Napi::Env env, Napi::Function, std::nullptr_t*, StatePtr* data) {
   std::unique_ptr<StatePtr> owned(data);
   WaitState* s = data->get();
   if (env == nullptr) return;
-  if (s->cleanupArg != nullptr) {
-    napi_remove_env_cleanup_hook(env, CancelOnEnvCleanup, s->cleanupArg);
-    delete static_cast<StatePtr*>(s->cleanupArg);
-    s->cleanupArg = nullptr;
-  }
+  ForgetCleanupHook(env, s);
   Napi::HandleScope scope(env);
   if (s->granted) {
     s->deferred.Resolve(env.Undefined());
   } else if (s->err != 0) {
     s->deferred.Reject(ErrnoError(env, s->err, "flock").Value());
+  } else if (s->lost) {
+    s->deferred.Reject(CodedError(env, "ERR_CCCI_LOCK_LOST", 0, "flock",
+                                  "the wait was cancelled, but the lock this fd held before it could not be taken "
+                                  "back: flock(2) converts by unlocking first, and another process locked the file "
+                                  "exclusively meanwhile")
+                           .Value());
   } else {
-    s->deferred.Reject(CodedError(env, UV_ECANCELED, "flock", "operation canceled").Value());
+    s->deferred.Reject(CodedError(env, "ECANCELED", UV_ECANCELED, "flock", "operation canceled").Value());
   }
 }
 
-bool CheckOp(const Napi::CallbackInfo& info, int* op) {
-  int64_t value;
-  if (!CheckInt(info, 1, "operation", 0, 0xff, &value)) return false;
-  int base = static_cast<int>(value) & ~LOCK_NB;
+bool OpArg(napi_env env, napi_value value, int* op) {
+  int64_t number;
+  if (!IntArg(env, value, "operation", 0, 0xff, &number)) return false;
+  int base = static_cast<int>(number) & ~LOCK_NB;
   if (base != LOCK_SH && base != LOCK_EX && base != LOCK_UN) {
-    ThrowArgError(info.Env(), "ERR_INVALID_ARG_VALUE",
-                  "The \"operation\" argument must be LOCK_SH, LOCK_EX or LOCK_UN, optionally with LOCK_NB");
+    ThrowInvalidValue(env, "operation", value, "must be LOCK_SH, LOCK_EX or LOCK_UN, optionally with LOCK_NB");
     return false;
   }
-  *op = static_cast<int>(value);
+  *op = static_cast<int>(number);
   return true;
 }
 
-// flock(fd, op): true when granted, false when busy, throws on anything else.
-Napi::Value Flock(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// flock(fd, op): true when granted, false when busy, throws on anything else. The busy path is
+// the janitor's hot path: it allocates nothing.
+napi_value Flock(napi_env env, napi_callback_info info) {
+  Args<2> args(env, info);
   int fd, op;
-  if (!CheckFd(info, 0, &fd) || !CheckOp(info, &op)) return env.Undefined();
+  if (!FdArg(env, args[0], &fd) || !OpArg(env, args[1], &op)) return nullptr;
   if ((op & LOCK_UN) == 0 && (op & LOCK_NB) == 0) {
-    ThrowArgError(env, "ERR_INVALID_ARG_VALUE",
-                  "flock() refuses a blocking operation on the JS thread: add LOCK_NB or use flockWait()");
-    return env.Undefined();
+    ThrowInvalidValue(env, "operation", args[1],
+                      "must include LOCK_NB: flock() never blocks the JS thread (use flockWait())");
+    return nullptr;
   }
-  if (::flock(fd, op) == 0) return Napi::Boolean::New(env, true);
-  if (errno == EWOULDBLOCK) return Napi::Boolean::New(env, false);
-  ErrnoError(env, errno, "flock").ThrowAsJavaScriptException();
-  return env.Undefined();
+  napi_value result;
+  if (::flock(fd, op) == 0) {
+    napi_get_boolean(env, true, &result);
+  } else if (errno == EWOULDBLOCK) {
+    napi_get_boolean(env, false, &result);
+  } else {
+    ErrnoError(env, errno, "flock").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return result;
 }
 
-// flockWait(fd, op) -> [promise, cancel]. Tries once without blocking on this thread; only a busy
+// Settles a wait that never got a thread: the conversion attempt may already have dropped a lock
+// the fd held, so put it back before reporting `err` from `syscall`.
+void FailBeforeThread(napi_env env, WaitState* s, int fd, int err, const char* syscall) {
+  RestorePrior(fd, s->prior);
+  s->deferred.Reject(ErrnoError(env, err, syscall).Value());
+}
+
+// flockWait(fd, op) -> [promise, cancel]. Tries once without blocking on the JS thread; only a busy
 // lock costs a thread. cancel() is idempotent and safe after the wait has settled.
-Napi::Value FlockWait(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value FlockWait(napi_env env, napi_callback_info info) {
+  Args<2> args(env, info);
   int fd, op;
-  if (!CheckFd(info, 0, &fd) || !CheckOp(info, &op)) return env.Undefined();
+  if (!FdArg(env, args[0], &fd) || !OpArg(env, args[1], &op)) return nullptr;
   op &= ~LOCK_NB;
   if (op == LOCK_UN) {
-    ThrowArgError(env, "ERR_INVALID_ARG_VALUE", "flockWait() waits for LOCK_SH or LOCK_EX, not LOCK_UN");
-    return env.Undefined();
+    ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX: flockWait() waits for a lock");
+    return nullptr;
   }
 
-  auto state = std::make_shared<WaitState>(env);
-  state->fd = fd;
+  Napi::Env e(env);
+  auto state = std::make_shared<WaitState>(e);
   state->op = op;
   state->prior = HeldFlockType(fd);
 
-  Napi::Array result = Napi::Array::New(env, 2);
+  Napi::Array result = Napi::Array::New(e, 2);
   result.Set(0u, state->deferred.Promise());
-  result.Set(1u, Napi::Function::New(env, [state](const Napi::CallbackInfo& cb) {
-               Cancel(state);
-               return cb.Env().Undefined();
-             }, "cancel"));
+  result.Set(1u, Napi::Function::New(
+                     e,
+                     [state](const Napi::CallbackInfo& cb) {
+                       Cancel(state);
+                       return cb.Env().Undefined();
+                     },
+                     "cancel"));
 
   if (::flock(fd, op | LOCK_NB) == 0) {
-    state->deferred.Resolve(env.Undefined());
+    state->deferred.Resolve(e.Undefined());
     return result;
   }
   if (errno != EWOULDBLOCK) {
-    state->deferred.Reject(ErrnoError(env, errno, "flock").Value());
+    state->deferred.Reject(ErrnoError(env, errno, "flock").Value());  // nothing changed: no restore
+    return result;
+  }
+  if (!CancelHandlerInPlace()) {
+    RestorePrior(fd, state->prior);
+    state->deferred.Reject(CodedError(env, "ERR_CCCI_CANCEL_SIGNAL_TAKEN", 0, "flock",
+                                      "another handler replaced the one for the wait's cancel signal (" +
+                                          std::to_string(CancelSignal()) + "): a wait could not be cancelled")
+                               .Value());
+    return result;
+  }
+  state->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (state->fd < 0) {
+    FailBeforeThread(env, state.get(), fd, errno, "fcntl");
     return result;
   }
 
-  InstallCancelHandler();
   auto start = std::make_unique<ThreadStart>();
   start->state = state;
-  start->tsfn = Tsfn::New(env, "cc-ci:flockWait", 0, 1);
+  start->tsfn = Tsfn::New(e, "cc-ci:flockWait", 0, 1);
   state->cleanupArg = new StatePtr(state);
   napi_add_env_cleanup_hook(env, CancelOnEnvCleanup, state->cleanupArg);
 
@@ -278,53 +341,64 @@ Napi::Value FlockWait(const Napi::CallbackInfo& info) {
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, kWaiterStackBytes);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);  // the new thread inherits this mask
   pthread_t thread;
-  Tsfn tsfn = start->tsfn;
   int rc = pthread_create(&thread, &attr, WaitThread, start.get());
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
-    tsfn.Release();
-    napi_remove_env_cleanup_hook(env, CancelOnEnvCleanup, state->cleanupArg);
-    delete static_cast<StatePtr*>(state->cleanupArg);
-    state->cleanupArg = nullptr;
-    // The conversion attempt above may already have dropped a lock the fd held.
-    if (state->prior != 0) RetryingFlock(fd, state->prior | LOCK_NB);
-    state->deferred.Reject(ErrnoError(env, rc, "pthread_create").Value());
+    start->tsfn.Release();
+    ForgetCleanupHook(env, state.get());
+    ::close(state->fd);
+    FailBeforeThread(env, state.get(), fd, rc, "pthread_create");
     return result;
   }
-  start.release();
+  start.release();  // the thread owns it now
   return result;
 }
 
-// openLockFile(path, create): open without following a symlink or blocking on a FIFO, close-on-exec;
-// create 0644 whatever the umask; refuse anything that is not a regular file owned by our euid.
-Napi::Value OpenLockFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path;
-  if (!CheckString(info, 0, "path", &path)) return env.Undefined();
-  bool create = info.Length() > 1 && info[1].ToBoolean().Value();
-  const char* p = path.c_str();
+// openLockFile(path, create): opens without following a symlink or blocking on a FIFO,
+// close-on-exec; creates 0644 whatever the umask; refuses anything that is not a regular file
+// owned by our euid.
+napi_value OpenLockFile(napi_env env, napi_callback_info info) {
+  Args<2> args(env, info);
+  PathArg path;
+  bool create;
+  if (!path.Read(env, args[0], "path", "open") || !BoolArg(env, args[1], "create", &create)) return nullptr;
+  const char* p = path.value;
   const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 
   int fd = -1;
-  for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+  bool created = false;
+  // Open the existing file, else create it exclusively; losing a create race to another process
+  // means its file now exists, so go round again (bounded: a path flipping forever is an error).
+  for (int attempt = 0; attempt < 8; attempt++) {
     fd = ::open(p, flags);
     if (fd >= 0 || errno != ENOENT || !create) break;
     fd = ::open(p, flags | O_CREAT | O_EXCL, 0644);
     if (fd >= 0) {
-      fchmod(fd, 0644);
+      created = true;
       break;
     }
-    if (errno != EEXIST) break;  // lost a create race: open the winner's file
+    if (errno != EEXIST) break;
   }
   if (fd < 0) {
     if (errno == ELOOP) {
-      CodedError(env, UV_ELOOP, "open", "lockfile is a symbolic link (refusing to follow it)", p)
+      CodedError(env, "ELOOP", UV_ELOOP, "open", "lockfile is a symbolic link (refusing to follow it)", p)
           .ThrowAsJavaScriptException();
     } else {
       ErrnoError(env, errno, "open", p).ThrowAsJavaScriptException();
     }
-    return env.Undefined();
+    return nullptr;
+  }
+  // The umask applied at creation; an existing file's mode is its owner's business.
+  if (created && fchmod(fd, 0644) != 0) {
+    int err = errno;
+    ::close(fd);
+    ErrnoError(env, err, "fchmod", p).ThrowAsJavaScriptException();
+    return nullptr;
   }
 
   struct stat st;
@@ -332,35 +406,34 @@ Napi::Value OpenLockFile(const Napi::CallbackInfo& info) {
     int err = errno;
     ::close(fd);
     ErrnoError(env, err, "fstat", p).ThrowAsJavaScriptException();
-    return env.Undefined();
+    return nullptr;
   }
-  if (!S_ISREG(st.st_mode)) {
+  if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
     ::close(fd);
     if (S_ISDIR(st.st_mode)) {
-      CodedError(env, UV_EISDIR, "open", "lockfile is a directory", p).ThrowAsJavaScriptException();
+      CodedError(env, "EISDIR", UV_EISDIR, "open", "lockfile is a directory", p).ThrowAsJavaScriptException();
+    } else if (!S_ISREG(st.st_mode)) {
+      CodedError(env, "EFTYPE", UV_EFTYPE, "open", "lockfile is not a regular file", p).ThrowAsJavaScriptException();
     } else {
-      CodedError(env, UV_EFTYPE, "open", "lockfile is not a regular file", p).ThrowAsJavaScriptException();
+      CodedError(env, "EPERM", UV_EPERM, "open",
+                 "lockfile is owned by uid " + std::to_string(st.st_uid) + ", not by this process's uid " +
+                     std::to_string(geteuid()),
+                 p)
+          .ThrowAsJavaScriptException();
     }
-    return env.Undefined();
+    return nullptr;
   }
-  if (st.st_uid != geteuid()) {
-    ::close(fd);
-    CodedError(env, UV_EPERM, "open",
-               "lockfile is owned by uid " + std::to_string(st.st_uid) + ", not by this process (uid " +
-                   std::to_string(geteuid()) + ")",
-               p)
-        .ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, fd);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
 }
 
 }  // namespace
 
 void InitLocks(Napi::Env env, Napi::Object exports) {
-  exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
-  exports.Set("flockWait", Napi::Function::New(env, FlockWait, "flockWait"));
-  exports.Set("openLockFile", Napi::Function::New(env, OpenLockFile, "openLockFile"));
+  ExportFunction(env, exports, "flock", Flock);
+  ExportFunction(env, exports, "flockWait", FlockWait);
+  ExportFunction(env, exports, "openLockFile", OpenLockFile);
   exports.Set("LOCK_SH", Napi::Number::New(env, LOCK_SH));
   exports.Set("LOCK_EX", Napi::Number::New(env, LOCK_EX));
   exports.Set("LOCK_NB", Napi::Number::New(env, LOCK_NB));

@@ -12,77 +12,91 @@ namespace ccci {
 
 namespace {
 
-Napi::Value SetPdeathsig(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int64_t sig;
-  if (!CheckInt(info, 0, "signal", 0, SIGRTMAX, &sig)) return env.Undefined();
-  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(sig), 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-  }
-  return env.Undefined();
+napi_value Number(napi_env env, double value) {
+  napi_value result;
+  napi_create_double(env, value, &result);
+  return result;
 }
 
-Napi::Value GetPdeathsig(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value Undefined(napi_env env) {
+  napi_value result;
+  napi_get_undefined(env, &result);
+  return result;
+}
+
+// prctl(PR_SET_PDEATHSIG): note it follows the *thread* that forked us, and exec of a set-uid
+// binary clears it.
+napi_value SetPdeathsig(napi_env env, napi_callback_info info) {
+  Args<1> args(env, info);
+  int64_t sig;
+  if (!IntArg(env, args[0], "signal", 0, SIGRTMAX, &sig)) return nullptr;
+  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(sig), 0, 0, 0) != 0) {
+    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return Undefined(env);
+}
+
+napi_value GetPdeathsig(napi_env env, napi_callback_info) {
   int sig = 0;
   if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0) {
     ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return nullptr;
   }
-  return Napi::Number::New(env, sig);
+  return Number(env, sig);
 }
 
-Napi::Value SetChildSubreaper(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  bool on = info.Length() == 0 || info[0].ToBoolean().Value();
+napi_value SetChildSubreaper(napi_env env, napi_callback_info info) {
+  Args<1> args(env, info);
+  bool on;
+  if (!BoolArg(env, args[0], "on", &on)) return nullptr;
   if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1UL : 0UL, 0, 0, 0) != 0) {
     ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
+    return nullptr;
   }
-  return env.Undefined();
+  return Undefined(env);
 }
 
-Napi::Value GetChildSubreaper(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value GetChildSubreaper(napi_env env, napi_callback_info) {
   int on = 0;
   if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) != 0) {
     ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return nullptr;
   }
-  return Napi::Boolean::New(env, on != 0);
+  napi_value result;
+  napi_get_boolean(env, on != 0, &result);
+  return result;
 }
 
 // alarm(seconds): returns the seconds left on the previous alarm; 0 cancels.
-Napi::Value Alarm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value Alarm(napi_env env, napi_callback_info info) {
+  Args<1> args(env, info);
   int64_t seconds;
-  if (!CheckInt(info, 0, "seconds", 0, UINT32_MAX, &seconds)) return env.Undefined();
-  return Napi::Number::New(env, alarm(static_cast<unsigned>(seconds)));
+  if (!IntArg(env, args[0], "seconds", 0, UINT32_MAX, &seconds)) return nullptr;
+  return Number(env, alarm(static_cast<unsigned>(seconds)));
 }
 
-Napi::Value Getppid(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), getppid());
-}
+napi_value Getppid(napi_env env, napi_callback_info) { return Number(env, getppid()); }
 
-Napi::Value Setsid(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+napi_value Setsid(napi_env env, napi_callback_info) {
   pid_t sid = setsid();
   if (sid < 0) {
     ErrnoError(env, errno, "setsid").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return nullptr;
   }
-  return Napi::Number::New(env, sid);
+  return Number(env, sid);
 }
 
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
-  exports.Set("setPdeathsig", Napi::Function::New(env, SetPdeathsig, "setPdeathsig"));
-  exports.Set("getPdeathsig", Napi::Function::New(env, GetPdeathsig, "getPdeathsig"));
-  exports.Set("setChildSubreaper", Napi::Function::New(env, SetChildSubreaper, "setChildSubreaper"));
-  exports.Set("getChildSubreaper", Napi::Function::New(env, GetChildSubreaper, "getChildSubreaper"));
-  exports.Set("alarm", Napi::Function::New(env, Alarm, "alarm"));
-  exports.Set("getppid", Napi::Function::New(env, Getppid, "getppid"));
-  exports.Set("setsid", Napi::Function::New(env, Setsid, "setsid"));
+  ExportFunction(env, exports, "setPdeathsig", SetPdeathsig);
+  ExportFunction(env, exports, "getPdeathsig", GetPdeathsig);
+  ExportFunction(env, exports, "setChildSubreaper", SetChildSubreaper);
+  ExportFunction(env, exports, "getChildSubreaper", GetChildSubreaper);
+  ExportFunction(env, exports, "alarm", Alarm);
+  ExportFunction(env, exports, "getppid", Getppid);
+  ExportFunction(env, exports, "setsid", Setsid);
 }
 
 }  // namespace ccci
