@@ -1,0 +1,10 @@
+// `cc-ci run`: one recipe CI run (see runner/run.ts for the flow).
+import { RUN_USAGE, parseRunConfig } from '../config.js';
+import { runRecipeCi } from '../run.js';
+
+export const summary = 'run one recipe CI: deploy under the app lock, the stages, teardown, results.json';
+export const usage = RUN_USAGE;
+
+export async function main(args: string[]): Promise<number> {
+  return runRecipeCi(parseRunConfig(args));
+}
