@@ -1,0 +1,342 @@
+// The run's lifetime guards: a held app lock must never outlive the CI step that owns the run.
+//
+//   lock lifetime ⊆ process lifetime ⊆ CI step lifetime ⊆ hard deadline
+//
+// What this module guarantees, once installLifetimeGuards() has returned:
+//   - the parent's death reaches us: PR_SET_PDEATHSIG(SIGTERM) is armed and checked, and a process
+//     that is already orphaned refuses to run (the parent-death signal could never come);
+//   - a cancel reaches us: SIGTERM, SIGINT and SIGHUP abort the run's AbortSignal and start the
+//     teardown; SIGALRM, raised by alarm(2) at the hard deadline, does the same;
+//   - teardown runs exactly once, whichever way the run ends, and the process always exits after it
+//     with a code that says which way that was (docs/lifetime.md lists them);
+//   - teardown is bounded too: past its budget the process exits anyway, and should the event loop
+//     be wedged, the kernel's alarm ends it with SIGALRM's default action.
+import { writeSync } from 'node:fs';
+import { constants } from 'node:os';
+
+import { InputError } from './naming.js';
+import { alarm, getPdeathsig, getppid, setPdeathsig } from './native.js';
+
+// The parent this process had when it started (near enough: when this module loaded). If getppid()
+// differs later, that parent died and a subreaper adopted us: no parent-death signal will come.
+const STARTED_UNDER = process.ppid;
+
+export const DEFAULT_DEADLINE_SECONDS = 3600;
+export const DEFAULT_TEARDOWN_BUDGET_SECONDS = 600;
+/** Upper bound for both durations (one week); also keeps the budget inside setTimeout's range. */
+export const MAX_SECONDS = 7 * 24 * 3600;
+/** After an abort, how long teardown waits for `main` to unwind (capped at a quarter of the budget). */
+export const UNWIND_GRACE_MS = 10_000;
+// The kernel backstop fires this long after the budget timer, for an event loop too wedged to run it.
+const BACKSTOP_SECONDS = 1;
+
+/** The signals that end a run. SIGALRM is the hard deadline. */
+export type GuardedSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGALRM';
+const GUARDED: readonly GuardedSignal[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGALRM'];
+
+/**
+ * How a run ended: a guarded signal, `main` returning (or, without run(), the event loop running
+ * dry), `main` throwing (or an uncaught error), or `main` stalling on a promise nothing can settle.
+ */
+export type RunEnd = GuardedSignal | 'returned' | 'threw' | 'stalled';
+
+/** The reason `Lifetime.signal` is aborted with: which way the run ended, and the exit code that follows. */
+export class RunAbortedError extends Error {
+  override readonly name = 'AbortError';
+  readonly code = 'ABORT_ERR';
+  constructor(
+    readonly end: RunEnd,
+    readonly exitCode: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A teardown step. Its `signal` aborts when the teardown budget runs out, just before the process exits. */
+export type TeardownStep = (signal: AbortSignal) => void | Promise<void>;
+
+export interface Lifetime {
+  /**
+   * Aborted the moment the run starts to end, with a {@link RunAbortedError} as its reason. Hand it
+   * to every subprocess (execa `cancelSignal`) and lock wait of the run. Do not use it inside
+   * teardown steps: by then it is already aborted.
+   */
+  readonly signal: AbortSignal;
+  /** Registers a teardown step. Steps run once each, last registered first; a throw is logged, not fatal. */
+  onTeardown(step: TeardownStep): void;
+  /**
+   * Runs `main(signal)`, then the teardown, then exits with main's code (1 if it threw). On a guarded
+   * signal, main is given a short grace to unwind, then the teardown runs and the process exits with
+   * 128+n whatever main does. Never resolves: the process ends inside. Call it at most once.
+   */
+  run(main: (signal: AbortSignal) => Promise<number>): Promise<never>;
+}
+
+export interface LifetimeOptions {
+  /** Hard deadline in whole seconds; else `CCCI_DEADLINE_SECONDS`, else 3600. */
+  deadlineSeconds?: number;
+  /** How long teardown may take, in whole seconds; else `CCCI_TEARDOWN_BUDGET_SECONDS`, else 600. */
+  teardownBudgetSeconds?: number;
+  /** The parent pid this process must have; else `CCCI_EXPECTED_PPID` when set (`cc-ci step` sets it). */
+  expectedPpid?: number;
+  /** Where the `== … ==` lines go; default stderr, written synchronously and never throwing. */
+  log?: (line: string) => void;
+}
+
+let installed = false;
+
+/**
+ * Arms the guards and returns the process's one {@link Lifetime}. Call it first thing, before any
+ * lock or subprocess. Bad durations or pids throw an InputError naming the input. A process that is
+ * already orphaned logs one line saying why and exits 1 right here, with no teardown.
+ */
+export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
+  if (installed) {
+    throw Object.assign(new Error('cc-ci: lifetime guards are already installed in this process (one Lifetime per process)'), {
+      code: 'ERR_CCCI_LIFETIME_INSTALLED',
+    });
+  }
+  const deadline = wholeSeconds(options.deadlineSeconds, 'deadlineSeconds', 'CCCI_DEADLINE_SECONDS', DEFAULT_DEADLINE_SECONDS);
+  const budget = wholeSeconds(
+    options.teardownBudgetSeconds,
+    'teardownBudgetSeconds',
+    'CCCI_TEARDOWN_BUDGET_SECONDS',
+    DEFAULT_TEARDOWN_BUDGET_SECONDS,
+  );
+  const expected = expectedParent(options.expectedPpid);
+  // Meant for this process only: a guarded grandchild must not inherit a pid that is not its parent.
+  delete process.env.CCCI_EXPECTED_PPID;
+  installed = true;
+
+  const lifetime = new Guards(deadline, budget, options.log ?? logToStderr);
+  // Listeners first: the parent-death signal may arrive as soon as it is armed, and SIGALRM's
+  // default action would kill the process without a teardown.
+  lifetime.listen();
+  setPdeathsig(constants.signals.SIGTERM);
+  const armed = getPdeathsig();
+  if (armed !== constants.signals.SIGTERM) {
+    throw new Error(`cc-ci: PR_SET_PDEATHSIG(SIGTERM) did not take: PR_GET_PDEATHSIG reports ${armed}`);
+  }
+  // Checked only after arming: a parent dying from here on is caught by the signal, one that died
+  // before is caught here. Either way no run goes unguarded.
+  const why = orphaned(expected);
+  if (why !== null) {
+    lifetime.log(`== refusing to run: ${why} ==`);
+    process.exit(1);
+  }
+  alarm(deadline);
+  return lifetime;
+}
+
+function orphaned(expected: { pid: number; from: string } | null): string | null {
+  const ppid = getppid();
+  const gone = 'the process that started this run is gone, so no parent-death signal can reach it';
+  if (ppid === 1) return `parent is pid 1: ${gone}`;
+  if (expected !== null && ppid !== expected.pid) return `parent is pid ${ppid}, not ${expected.from}=${expected.pid}: ${gone}`;
+  if (ppid !== STARTED_UNDER) return `parent changed from pid ${STARTED_UNDER} to pid ${ppid} (adopted by a subreaper): ${gone}`;
+  return null;
+}
+
+class Guards implements Lifetime {
+  private readonly controller = new AbortController();
+  private readonly teardownController = new AbortController();
+  private readonly steps: TeardownStep[] = [];
+  private readonly listeners = new Map<GuardedSignal, () => void>();
+  private ended: RunAbortedError | undefined;
+  private runCalled = false;
+  private mainSettled: Promise<void> | undefined;
+
+  constructor(
+    private readonly deadline: number,
+    private readonly budget: number,
+    readonly log: (line: string) => void,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  onTeardown(step: TeardownStep): void {
+    if (typeof step !== 'function') throw new TypeError('onTeardown: step must be a function');
+    this.steps.push(step); // also fine while tearing down: the loop below pops until empty
+  }
+
+  run(main: (signal: AbortSignal) => Promise<number>): Promise<never> {
+    if (this.runCalled) throw new Error('cc-ci: Lifetime.run() may be called once');
+    this.runCalled = true;
+    if (this.ended === undefined) {
+      let result: Promise<number>;
+      try {
+        result = Promise.resolve(main(this.signal));
+      } catch (error) {
+        result = Promise.reject(error);
+      }
+      this.mainSettled = result.then(noop, noop);
+      result.then(
+        (code) => this.returned(code),
+        (error: unknown) => this.threw(error, 'run threw', true),
+      );
+    }
+    return new Promise<never>(noop);
+  }
+
+  listen(): void {
+    for (const name of GUARDED) {
+      const listener = (): void => this.received(name);
+      this.listeners.set(name, listener);
+      process.on(name, listener);
+    }
+    process.on('uncaughtException', (error) => this.threw(error, 'uncaught error', false));
+    // The loop ran dry before the run ended: either nobody called run() and the work is done, or
+    // main awaits a promise nothing can settle any more. Both must still tear down.
+    process.on('beforeExit', () => {
+      if (this.ended !== undefined) return;
+      if (!this.runCalled) return this.end('returned', Number(process.exitCode ?? 0), 'the run finished', { byMain: true });
+      this.log('== run stalled: main awaits a promise nothing can settle — tearing down ==');
+      this.end('stalled', 1, 'main stalled', { byMain: true });
+    });
+  }
+
+  private received(name: GuardedSignal): void {
+    if (this.ended !== undefined) {
+      this.log(`== ${name} received during teardown — ignored ==`);
+      return;
+    }
+    if (name === 'SIGALRM') {
+      this.log(`== run exceeded ${duration(this.deadline)} hard deadline — tearing down ==`);
+      this.end(name, 128 + constants.signals.SIGALRM, `run exceeded its ${this.deadline}-second hard deadline`, { byMain: false });
+    } else {
+      this.log(`== ${name} received — tearing down ==`);
+      this.end(name, 128 + constants.signals[name], `${name} received`, { byMain: false });
+    }
+  }
+
+  private returned(code: number): void {
+    if (this.ended !== undefined) return; // a signal already decided the exit code
+    if (!Number.isInteger(code) || code < 0 || code > 255) {
+      this.log(`== run returned ${String(code)}, not an exit code (0-255) — treating it as a failure ==`);
+      code = 1;
+    }
+    this.end('returned', code, `the run returned ${code}`, { byMain: true });
+  }
+
+  private threw(error: unknown, what: string, byMain: boolean): void {
+    if (this.ended !== undefined) {
+      // After an abort, main failing with the abort is expected; anything else still deserves a line.
+      if (!isAbortOf(error, this.ended)) this.log(`== ${what} during teardown (ignored): ${describe(error)} ==`);
+      return;
+    }
+    this.log(describe(error));
+    this.log(`== ${what} — tearing down ==`);
+    this.end('threw', 1, what, { byMain, cause: error });
+  }
+
+  // The funnel: every way of ending comes through here, and only the first one gets past the guard.
+  // `byMain`: main itself ended the run (returned, threw, stalled), so there is nothing to unwind.
+  private end(end: RunEnd, exitCode: number, message: string, how: { byMain: boolean; cause?: unknown }): void {
+    if (this.ended !== undefined) return;
+    const reason = new RunAbortedError(end, exitCode, `cc-ci: ${message}`, 'cause' in how ? { cause: how.cause } : undefined);
+    this.ended = reason;
+    this.armBudget(reason);
+    this.controller.abort(reason);
+    void this.tearDown(reason, !how.byMain);
+  }
+
+  private armBudget(reason: RunAbortedError): void {
+    // The deadline no longer applies; the budget does. Backstop first: with our SIGALRM listener
+    // gone the signal's default action ends the process, even if the event loop never turns again.
+    const listener = this.listeners.get('SIGALRM');
+    if (listener) process.removeListener('SIGALRM', listener);
+    alarm(this.budget + BACKSTOP_SECONDS);
+    // Referenced on purpose: it keeps the loop alive, so a teardown step awaiting a promise that
+    // can never settle ends here with the right exit code instead of a natural exit with 0.
+    setTimeout(() => {
+      this.log(`== teardown exceeded its ${duration(this.budget)} budget — exiting ${reason.exitCode} without finishing it ==`);
+      this.teardownController.abort(new RunAbortedError(reason.end, reason.exitCode, 'cc-ci: teardown budget exceeded'));
+      process.exit(reason.exitCode);
+    }, this.budget * 1000);
+  }
+
+  private async tearDown(reason: RunAbortedError, waitForMain: boolean): Promise<void> {
+    if (waitForMain && this.mainSettled !== undefined) {
+      // Let main unwind first (everything it runs listens to the signal), so teardown steps never
+      // race a deploy that is still being cancelled.
+      const grace = Math.min(UNWIND_GRACE_MS, this.budget * 250);
+      let timer: NodeJS.Timeout | undefined;
+      const unwound = await Promise.race([
+        this.mainSettled.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(resolve, grace, false))),
+      ]);
+      clearTimeout(timer);
+      if (!unwound) this.log(`== run did not stop within ${grace} ms of the abort — tearing down anyway ==`);
+    }
+    for (let step = this.steps.pop(); step !== undefined; step = this.steps.pop()) {
+      try {
+        await step(this.teardownController.signal);
+      } catch (error) {
+        this.log('== a teardown step failed — continuing with the next ==');
+        this.log(describe(error));
+      }
+    }
+    // process.exit, not process.exitCode: whatever main left running (timers, children, a lock
+    // wait) must not keep a finished run alive.
+    process.exit(reason.exitCode);
+  }
+}
+
+function isAbortOf(error: unknown, reason: RunAbortedError): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e === reason || e.name === 'AbortError' || (e as { isCanceled?: unknown }).isCanceled === true) return true;
+  }
+  return false;
+}
+
+function wholeSeconds(explicit: number | undefined, option: string, variable: string, fallback: number): number {
+  if (explicit !== undefined) {
+    if (!Number.isInteger(explicit) || explicit < 1 || explicit > MAX_SECONDS) {
+      throw new InputError(`${option} must be a whole number of seconds from 1 to ${MAX_SECONDS}, got ${String(explicit)}`);
+    }
+    return explicit;
+  }
+  const raw = process.env[variable];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < 1 || value > MAX_SECONDS) {
+    throw new InputError(`${variable} must be a whole number of seconds from 1 to ${MAX_SECONDS}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function expectedParent(explicit: number | undefined): { pid: number; from: string } | null {
+  if (explicit !== undefined) {
+    if (!Number.isInteger(explicit) || explicit < 2) throw new InputError(`expectedPpid must be a pid greater than 1, got ${String(explicit)}`);
+    return { pid: explicit, from: 'expectedPpid' };
+  }
+  const raw = process.env.CCCI_EXPECTED_PPID;
+  if (raw === undefined || raw === '') return null;
+  if (!/^\d+$/.test(raw) || Number(raw) < 2) throw new InputError(`CCCI_EXPECTED_PPID must be a pid greater than 1, got ${JSON.stringify(raw)}`);
+  return { pid: Number(raw), from: 'CCCI_EXPECTED_PPID' };
+}
+
+/** `60-minute` for whole minutes, else `90-second`. */
+function duration(seconds: number): string {
+  return seconds % 60 === 0 ? `${seconds / 60}-minute` : `${seconds}-second`;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error);
+}
+
+// Synchronous, so a line logged just before process.exit is never lost; and it never throws: a CI
+// log pipe that is gone (the CI runner was killed) must not derail a teardown.
+function logToStderr(line: string): void {
+  try {
+    writeSync(2, `${line}\n`);
+  } catch {
+    // nowhere left to say it
+  }
+}
+
+function noop(): void {}
