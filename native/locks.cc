@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -50,8 +51,10 @@ struct WaitState {
   int prior = 0;  // what the open file description held before the wait: 0, LOCK_SH or LOCK_EX
 
   std::mutex mu;
-  pid_t tid = 0;      // set by the waiter (under mu) once it can take the cancel signal
-  bool done = false;  // set by the waiter (under mu) once it has blocked it again: stop sending
+  pid_t tid = 0;          // set by the waiter (under mu) once it can take the cancel signal
+  bool done = false;      // set by the waiter (under mu) once it has blocked it again: stop sending
+  bool finished = false;  // set by the waiter (under mu) once it no longer touches the tsfn
+  std::condition_variable finishedCv;
   std::atomic<bool> cancelled{false};
 
   // Touched by the waiter thread and its own signal handler only.
@@ -64,13 +67,13 @@ struct WaitState {
   bool lost = false;  // a cancelled conversion could not take the prior lock back without blocking
 
   Napi::Promise::Deferred deferred;
-  void* cleanupArg = nullptr;  // registered env cleanup hook, owned by the JS thread
 
   explicit WaitState(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
 };
 
 using StatePtr = std::shared_ptr<WaitState>;
 void SettleOnJsThread(Napi::Env env, Napi::Function, std::nullptr_t*, StatePtr* data);
+void FinalizeTsfn(Napi::Env, StatePtr* data, std::nullptr_t*);
 using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, StatePtr, SettleOnJsThread>;
 
 struct ThreadStart {
@@ -186,6 +189,11 @@ void* WaitThread(void* arg) {
   auto* data = new StatePtr(state);
   if (start->tsfn.BlockingCall(data) != napi_ok) delete data;  // the environment is going away
   start->tsfn.Release();
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->finished = true;
+  }
+  s->finishedCv.notify_all();
   return nullptr;
 }
 
@@ -203,27 +211,23 @@ void Cancel(const StatePtr& state) {
   syscall(SYS_rt_tgsigqueueinfo, getpid(), state->tid, CancelSignal(), &info);
 }
 
-// A worker (or the main environment) being torn down cancels its waits so their threads end and
-// leave the fds as they were.
-void CancelOnEnvCleanup(void* arg) {
-  auto* state = static_cast<StatePtr*>(arg);
-  (*state)->cleanupArg = nullptr;
-  Cancel(*state);
-  delete state;
-}
-
-void ForgetCleanupHook(napi_env env, WaitState* s) {
-  if (s->cleanupArg == nullptr) return;
-  napi_remove_env_cleanup_hook(env, CancelOnEnvCleanup, s->cleanupArg);
-  delete static_cast<StatePtr*>(s->cleanupArg);
-  s->cleanupArg = nullptr;
+// Runs on the JS thread just before Node deletes the wait's thread-safe function: normally once
+// the waiter has released it, but also when the environment (a worker, say) is torn down with the
+// wait still pending — Node then deletes the tsfn whatever threads still hold it. So cancel the
+// wait and let the waiter finish with the tsfn first. That is quick: a cancelled waiter only
+// restores the fd, queues its result (refused now: the tsfn is closing) and releases.
+void FinalizeTsfn(Napi::Env, StatePtr* data, std::nullptr_t*) {
+  std::unique_ptr<StatePtr> owned(data);
+  WaitState* s = owned->get();
+  Cancel(*owned);
+  std::unique_lock<std::mutex> lock(s->mu);
+  s->finishedCv.wait(lock, [s] { return s->finished; });
 }
 
 void SettleOnJsThread(Napi::Env env, Napi::Function, std::nullptr_t*, StatePtr* data) {
   std::unique_ptr<StatePtr> owned(data);
   WaitState* s = data->get();
-  if (env == nullptr) return;
-  ForgetCleanupHook(env, s);
+  if (env == nullptr) return;  // the environment is gone: nobody is left to tell
   Napi::HandleScope scope(env);
   if (s->granted) {
     s->deferred.Resolve(env.Undefined());
@@ -333,9 +337,7 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
 
   auto start = std::make_unique<ThreadStart>();
   start->state = state;
-  start->tsfn = Tsfn::New(e, "cc-ci:flockWait", 0, 1);
-  state->cleanupArg = new StatePtr(state);
-  napi_add_env_cleanup_hook(env, CancelOnEnvCleanup, state->cleanupArg);
+  start->tsfn = Tsfn::New(e, "cc-ci:flockWait", 0, 1, nullptr, FinalizeTsfn, new StatePtr(state));
 
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -349,8 +351,8 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    state->finished = true;  // no thread will touch the tsfn
     start->tsfn.Release();
-    ForgetCleanupHook(env, state.get());
     ::close(state->fd);
     FailBeforeThread(env, state.get(), fd, rc, "pthread_create");
     return result;
