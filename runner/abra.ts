@@ -17,8 +17,11 @@ const MINUTE = 60_000;
 
 export interface Abra {
   recipeFetch(recipe: string): Promise<void>;
-  /** Creates the app's .env; `secrets` also generates the recipe's secrets. */
-  appNew(recipe: string, domain: string, options?: { version?: string; secrets?: boolean }): Promise<void>;
+  /**
+   * Creates the app's .env; `secrets` also generates the recipe's secrets; `chaos` keeps the
+   * recipe tree as checked out (the code under test) instead of checking out a version.
+   */
+  appNew(recipe: string, domain: string, options?: { version?: string; secrets?: boolean; chaos?: boolean }): Promise<void>;
   appDeploy(domain: string, options?: { version?: string; chaos?: boolean; force?: boolean }): Promise<void>;
   appUndeploy(domain: string): Promise<void>;
   appRemove(domain: string): Promise<void>;
@@ -60,6 +63,7 @@ export function abraClient(context: AbraContext): Abra {
           '--domain',
           domain,
           ...(options.secrets ? ['--secrets'] : []),
+          ...(options.chaos ? ['--chaos'] : []),
           '--no-input',
         ],
         5 * MINUTE,

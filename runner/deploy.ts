@@ -32,7 +32,7 @@ export async function deployApp(options: DeployOptions): Promise<void> {
     await teardownApp(domain, options, true);
   }
 
-  await abra.appNew(recipe, domain, { secrets: declaresSecrets(options.tree) });
+  await abra.appNew(recipe, domain, { secrets: declaresSecrets(options.tree), chaos: true });
   await abra.appDeploy(domain, { chaos: true });
   await docker.waitConverged(stackName(domain), options.convergeTimeoutMs);
   log(`== deployed ${domain} (code under test) ==`);
