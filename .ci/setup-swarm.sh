@@ -54,12 +54,21 @@ if docker_ok; then
   log "dockerd already answers"
 else
   command -v dockerd >/dev/null 2>&1 || die "dockerd not found after installing docker.io"
-  log "starting dockerd in the background (log: $DOCKERD_LOG)"
-  # Detach fully (own session, no inherited stdio) so the daemon never holds the caller's pipes
-  # open: a CI runner reading this script's output must see EOF when the script exits. Nor may
-  # it inherit fd 9, or it would hold the setup lock for its whole life.
-  setsid dockerd </dev/null >>"$DOCKERD_LOG" 2>&1 9>&- &
-  dockerd_pid=$!
+  if dockerd_pid=$(pidof -s dockerd); then
+    log "dockerd (pid $dockerd_pid) is running but not answering yet: waiting for it"
+  else
+    # A dockerd that died (machine handed back, killed) leaves its pidfile behind and the next
+    # one refuses to start while it exists.
+    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null; then
+      rm -f /var/run/docker.pid
+    fi
+    log "starting dockerd in the background (log: $DOCKERD_LOG)"
+    # Detach fully (own session, no inherited stdio) so the daemon never holds the caller's pipes
+    # open: a CI runner reading this script's output must see EOF when the script exits. Nor may
+    # it inherit fd 9, or it would hold the setup lock for its whole life.
+    setsid dockerd </dev/null >>"$DOCKERD_LOG" 2>&1 9>&- &
+    dockerd_pid=$!
+  fi
   deadline=$((SECONDS + DOCKERD_WAIT_SECONDS))
   until docker_ok; do
     if ! kill -0 "$dockerd_pid" 2>/dev/null; then
