@@ -24,7 +24,7 @@ const STARTED_UNDER = process.ppid;
 export const DEFAULT_DEADLINE_SECONDS = 3600;
 export const DEFAULT_TEARDOWN_BUDGET_SECONDS = 600;
 /** Upper bound for both durations (one week); also keeps the budget inside setTimeout's range. */
-export const MAX_SECONDS = 7 * 24 * 3600;
+export const MAX_LIFETIME_SECONDS = 7 * 24 * 3600;
 /** After an abort, how long teardown waits for `main` to unwind (capped at a quarter of the budget). */
 export const UNWIND_GRACE_MS = 10_000;
 // The kernel backstop fires this long after the budget timer, for an event loop too wedged to run it.
@@ -127,7 +127,42 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
     process.exit(1);
   }
   alarm(deadline);
+  warmUp();
   return lifetime;
+}
+
+/**
+ * A run receives one guarded signal, so the path from that signal to the first teardown step runs
+ * exactly once, and V8 compiles each function on its first call: measured here, that doubled the
+ * time from the parent's death to the teardown (bench/lifetime.bench.ts). So walk the path once
+ * now, while nothing is urgent: a real signal through libuv to a JS listener that then removes
+ * itself (SIGURG: ignored by default and unused by Node, so a stray one harms nothing), an abort
+ * with a listener, and the race that waits for main. Caveat: V8 may flush the bytecode of
+ * functions left unused across many garbage collections, so deep into a long run part of the
+ * cost can come back; it is a millisecond, against a teardown that takes seconds.
+ */
+function warmUp(): void {
+  const warm = (): void => void process.removeListener('SIGURG', warm);
+  process.on('SIGURG', warm);
+  process.kill(process.pid, 'SIGURG');
+  const controller = new AbortController();
+  controller.signal.addEventListener('abort', noop, { once: true });
+  controller.abort(stackless(() => new RunAbortedError('returned', 0, 'cc-ci: warm-up')));
+  let timer: NodeJS.Timeout | undefined;
+  void Promise.race([Promise.resolve(true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 0, false)))]).then(() =>
+    clearTimeout(timer),
+  );
+}
+
+/** Builds an error without capturing a stack: for the abort reason it would only ever show the funnel. */
+function stackless<T>(build: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return build();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function orphaned(expected: { pid: number; from: string } | null): string | null {
@@ -237,7 +272,10 @@ class Guards implements Lifetime {
   // `byMain`: main itself ended the run (returned, threw, stalled), so there is nothing to unwind.
   private end(end: RunEnd, exitCode: number, message: string, how: { byMain: boolean; cause?: unknown }): void {
     if (this.ended !== undefined) return;
-    const reason = new RunAbortedError(end, exitCode, `cc-ci: ${message}`, 'cause' in how ? { cause: how.cause } : undefined);
+    // Its stack would only show this funnel; a thrown error's own stack stays in `cause`.
+    const reason = stackless(
+      () => new RunAbortedError(end, exitCode, `cc-ci: ${message}`, 'cause' in how ? { cause: how.cause } : undefined),
+    );
     this.ended = reason;
     this.armBudget(reason);
     this.controller.abort(reason);
@@ -295,16 +333,16 @@ function isAbortOf(error: unknown, reason: RunAbortedError): boolean {
 
 function wholeSeconds(explicit: number | undefined, option: string, variable: string, fallback: number): number {
   if (explicit !== undefined) {
-    if (!Number.isInteger(explicit) || explicit < 1 || explicit > MAX_SECONDS) {
-      throw new InputError(`${option} must be a whole number of seconds from 1 to ${MAX_SECONDS}, got ${String(explicit)}`);
+    if (!Number.isInteger(explicit) || explicit < 1 || explicit > MAX_LIFETIME_SECONDS) {
+      throw new InputError(`${option} must be a whole number of seconds from 1 to ${MAX_LIFETIME_SECONDS}, got ${String(explicit)}`);
     }
     return explicit;
   }
   const raw = process.env[variable];
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < 1 || value > MAX_SECONDS) {
-    throw new InputError(`${variable} must be a whole number of seconds from 1 to ${MAX_SECONDS}, got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw) || value < 1 || value > MAX_LIFETIME_SECONDS) {
+    throw new InputError(`${variable} must be a whole number of seconds from 1 to ${MAX_LIFETIME_SECONDS}, got ${JSON.stringify(raw)}`);
   }
   return value;
 }
