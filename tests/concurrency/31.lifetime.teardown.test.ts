@@ -92,6 +92,12 @@ describe('teardown funnel', () => {
     expect(teardownLines(run)).toEqual(['TEARDOWN 3', 'TEARDOWN 1']);
   });
 
+  it('without run(), an event loop that runs dry still tears down and keeps process.exitCode', async () => {
+    const run = startHelper('lifetime-guarded.mjs', ['--no-run', '--drain']);
+    expect(await run.exited).toEqual({ code: 3, signal: null });
+    expect(teardownLines(run)).toEqual(['TEARDOWN 3', 'TEARDOWN 1']);
+  });
+
   it('a main that ignores the abort gets a bounded grace to unwind, then the teardown runs anyway', async () => {
     const run = startHelper('lifetime-guarded.mjs', ['--ignore-abort', '--budget', '2']);
     await run.waitFor(/^READY /);

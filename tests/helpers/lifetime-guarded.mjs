@@ -3,7 +3,7 @@
 // whose shape the flags choose. Markers go to stdout synchronously; the guards' own lines to stderr.
 //
 //   lifetime-guarded.mjs [domain] [--deadline S] [--budget S] [--child] [--throw] [--exit N]
-//                        [--ignore-abort] [--stall] [--no-run] [--slow-teardown MS]
+//                        [--ignore-abort] [--stall] [--no-run [--drain]] [--slow-teardown MS]
 //                        [--hang-teardown] [--wedge-teardown] [--install-twice]
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,7 @@ const { values, positionals } = parseArgs({
     'ignore-abort': { type: 'boolean' },
     stall: { type: 'boolean' },
     'no-run': { type: 'boolean' },
+    drain: { type: 'boolean' },
     'slow-teardown': { type: 'string' },
     'hang-teardown': { type: 'boolean' },
     'wedge-teardown': { type: 'boolean' },
@@ -74,7 +75,8 @@ const untilAborted = (signal) =>
 if (values['no-run']) {
   if (domain) await acquireAppLock(domain, { signal: lifetime.signal, log: out });
   ready();
-  setInterval(() => {}, 1 << 30);
+  if (values.drain) process.exitCode = 3; // and let the event loop run dry
+  else setInterval(() => {}, 1 << 30);
 } else {
   await lifetime.run(async (signal) => {
     if (domain) await acquireAppLock(domain, { signal, log: out });
