@@ -81,7 +81,10 @@ export interface LifetimeOptions {
   teardownBudgetSeconds?: number;
   /** The parent pid this process must have; else `CCCI_EXPECTED_PPID` when set (`cc-ci step` sets it). */
   expectedPpid?: number;
-  /** Where the `== … ==` lines go; default stderr, written synchronously and never throwing. */
+  /**
+   * Where the `== … ==` lines go; default stderr. Called right before process.exit, so it should
+   * write synchronously; a line it throws on goes to stderr instead.
+   */
   log?: (line: string) => void;
 }
 
@@ -110,7 +113,7 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
   delete process.env.CCCI_EXPECTED_PPID;
   installed = true;
 
-  const lifetime = new Guards(deadline, budget, options.log ?? logToStderr);
+  const lifetime = new Guards(deadline, budget, safeLog(options.log));
   // Listeners first: the parent-death signal may arrive as soon as it is armed, and SIGALRM's
   // default action would kill the process without a teardown.
   lifetime.listen();
@@ -365,6 +368,18 @@ function duration(seconds: number): string {
 
 function describe(error: unknown): string {
   return error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : String(error);
+}
+
+/** The caller's log, made unable to derail the funnel: a line it fails to write goes to stderr. */
+function safeLog(log: ((line: string) => void) | undefined): (line: string) => void {
+  if (log === undefined) return logToStderr;
+  return (line) => {
+    try {
+      log(line);
+    } catch {
+      logToStderr(line);
+    }
+  };
 }
 
 // Synchronous, so a line logged just before process.exit is never lost; and it never throws: a CI

@@ -131,6 +131,15 @@ describe('teardown funnel', () => {
     expect(teardownLines(run)).toEqual(['TEARDOWN 3']);
   });
 
+  it('a log that throws (disk full) cannot derail the funnel: the line goes to stderr instead', async () => {
+    const run = startHelper('lifetime-guarded.mjs', ['--broken-log']);
+    await run.waitFor(/^READY /);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toEqual({ code: 143, signal: null });
+    expect(run.lines).toContain('== SIGTERM received — tearing down ==');
+    expect(teardownLines(run)).toEqual(['TEARDOWN 3', 'TEARDOWN 1']);
+  });
+
   it('a bad CCCI_DEADLINE_SECONDS is an InputError naming the variable; a second install is refused', async () => {
     const bad = startHelper('lifetime-guarded.mjs', [], { env: { CCCI_DEADLINE_SECONDS: '1h' } });
     const twice = startHelper('lifetime-guarded.mjs', ['--install-twice']);

@@ -4,7 +4,7 @@
 //
 //   lifetime-guarded.mjs [domain] [--deadline S] [--budget S] [--child] [--throw] [--exit N]
 //                        [--ignore-abort] [--stall] [--no-run [--drain]] [--slow-teardown MS]
-//                        [--hang-teardown] [--wedge-teardown] [--install-twice]
+//                        [--hang-teardown] [--wedge-teardown] [--install-twice] [--broken-log]
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -29,6 +29,7 @@ const { values, positionals } = parseArgs({
     'hang-teardown': { type: 'boolean' },
     'wedge-teardown': { type: 'boolean' },
     'install-twice': { type: 'boolean' },
+    'broken-log': { type: 'boolean' },
   },
 });
 const [domain] = positionals;
@@ -40,6 +41,11 @@ try {
   lifetime = installLifetimeGuards({
     deadlineSeconds: values.deadline === undefined ? undefined : Number(values.deadline),
     teardownBudgetSeconds: values.budget === undefined ? undefined : Number(values.budget),
+    log: values['broken-log']
+      ? () => {
+          throw new Error('ENOSPC: no space left on device, write');
+        }
+      : undefined,
   });
   if (values['install-twice']) installLifetimeGuards();
 } catch (error) {
