@@ -39,7 +39,14 @@ export async function runStep(command: readonly string[], options: StepOptions =
   const [file, ...args] = command;
   if (file === undefined || file === '') throw new InputError('no command given: usage is cc-ci step -- <command> [args...]');
   const log = options.log ?? logToStderr;
-  const say = (line: string): void => log(`cc-ci step: ${line}`);
+  // Called from signal listeners: a log that throws must not take the wrapper down with it.
+  const say = (line: string): void => {
+    try {
+      log(`cc-ci step: ${line}`);
+    } catch {
+      logToStderr(`cc-ci step: ${line}`);
+    }
+  };
 
   setPdeathsig(constants.signals.SIGTERM);
 
