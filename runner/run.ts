@@ -86,7 +86,7 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     const tests = snapshotTests(tree, dir);
 
     const report = await janitor({ ...defaultJanitorHooks({ log, signal }), log });
-    log(`== janitor: reaped ${report.reaped.length}, live ${report.live.length}, skipped ${report.skipped.length} ==`);
+    log(`== janitor: reaped [${report.reaped.join(', ')}], live [${report.live.join(', ')}], skipped ${report.skipped.length} ==`);
 
     await deployApp({ ...tools, recipe: config.recipe, domain, tree, signal, convergeTimeoutMs: config.convergeTimeoutMs });
     results.deploys = 1;

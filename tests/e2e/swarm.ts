@@ -1,0 +1,143 @@
+// The e2e world for `cc-ci run`: a real swarm, the test-only abra first on PATH, a canonical
+// ~/.abra with the local server, bare recipe repos, and a base domain of its own so that no other
+// test's janitor can ever take this test's apps for orphans (and the other way round).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { execa } from 'execa';
+import { afterEach, it } from 'vitest';
+
+import { ROOT, cleanup, tempDir } from '../support/processes.js';
+
+const FIXTURES = join(ROOT, 'tests', 'fixtures');
+export const IMAGE = 'ccci/busybox:latest';
+
+/** Why this machine cannot run the e2e suite, or null when it can. */
+export function swarmUnavailable(): string | null {
+  const info = spawnSync('docker', ['info', '--format', '{{.Swarm.LocalNodeState}}'], { encoding: 'utf8' });
+  if (info.error) return `docker is not runnable: ${info.error.message}`;
+  if (info.status !== 0) return `docker info failed: ${(info.stderr || info.stdout).trim()}`;
+  if (info.stdout.trim() !== 'active') return `this docker node is not in a swarm (state ${info.stdout.trim()})`;
+  if (spawnSync('docker', ['image', 'inspect', IMAGE]).status !== 0) return `image ${IMAGE} is missing`;
+  return null;
+}
+
+/** Under CI a missing swarm is a failure, never a skip. Returns true when the suite can run. */
+export function requireSwarm(): boolean {
+  const unavailable = swarmUnavailable();
+  if (unavailable && process.env.CI) {
+    it('has a docker swarm to run on (required under CI)', () => {
+      throw new Error(`${unavailable}: run .ci/setup-swarm.sh before the suite`);
+    });
+  }
+  return unavailable === null;
+}
+
+export interface World {
+  base: string;
+  home: string;
+  runs: string;
+  locks: string;
+  env: NodeJS.ProcessEnv;
+  /** Names (stack, volume, secret, service) that belong to this world's apps. */
+  leftovers(): Promise<string[]>;
+}
+
+async function names(args: string[]): Promise<string[]> {
+  const { stdout } = await execa('docker', args);
+  return stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Builds a fresh world for one test; `afterEach` of `useSwarmWorld` removes every trace of it. */
+function makeWorld(recipes: string[]): World {
+  const root = tempDir('ccci-e2e-');
+  const base = `e2e${Math.random().toString(16).slice(2, 8)}.test`;
+  const home = join(root, 'home');
+  const runs = join(root, 'runs');
+  const locks = join(root, 'locks');
+  const remote = join(root, 'remote');
+  for (const dir of [home, runs, locks, remote]) mkdirSync(dir, { recursive: true });
+  for (const recipe of recipes) {
+    execFileSync('bash', [join(FIXTURES, 'make-recipe-repo.sh'), join(remote, recipe), join(FIXTURES, 'recipes', 'ccci-demo')], {
+      stdio: 'ignore',
+    });
+  }
+  const env: NodeJS.ProcessEnv = {
+    HOME: home,
+    PATH: `${join(FIXTURES, 'abra')}:${process.env.PATH}`,
+    CCCI_TEST_RECIPE_REMOTE_BASE: remote,
+    CCCI_RUNS_DIR: runs,
+    CCCI_APP_LOCK_DIR: locks,
+    CCCI_BASE_DOMAIN: base,
+    CCCI_CONVERGE_TIMEOUT_SECONDS: '120',
+  };
+  execFileSync('abra', ['server', 'add', '--local'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  const marker = base.replaceAll('.', '_');
+  return {
+    base,
+    home,
+    runs,
+    locks,
+    env,
+    leftovers: async () =>
+      [
+        ...(await names(['stack', 'ls', '--format', '{{.Name}}'])),
+        ...(await names(['volume', 'ls', '--format', '{{.Name}}'])),
+        ...(await names(['secret', 'ls', '--format', '{{.Name}}'])),
+      ].filter((name) => name.includes(marker)),
+  };
+}
+
+/** Removes whatever a killed run left of this world's apps. */
+async function scrub(world: World): Promise<void> {
+  const marker = world.base.replaceAll('.', '_');
+  const quiet = { reject: false } as const;
+  for (const stack of await names(['stack', 'ls', '--format', '{{.Name}}'])) {
+    if (stack.includes(marker)) await execa('docker', ['stack', 'rm', stack], quiet);
+  }
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const containers = (await names(['ps', '-a', '--format', '{{.Names}}'])).filter((n) => n.includes(marker));
+    if (containers.length === 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  for (const volume of (await names(['volume', 'ls', '--format', '{{.Name}}'])).filter((n) => n.includes(marker))) {
+    await execa('docker', ['volume', 'rm', '-f', volume], quiet);
+  }
+  for (const secret of (await names(['secret', 'ls', '--format', '{{.Name}}'])).filter((n) => n.includes(marker))) {
+    await execa('docker', ['secret', 'rm', secret], quiet);
+  }
+  for (const network of (await names(['network', 'ls', '--format', '{{.Name}}'])).filter((n) => n.includes(marker))) {
+    await execa('docker', ['network', 'rm', network], quiet);
+  }
+}
+
+/** A fresh world per test, scrubbed afterwards (helpers reaped first, so nothing re-creates it). */
+export function useSwarmWorld(recipes = ['ccci-demo']): () => World {
+  let world: World | undefined;
+  afterEach(async () => {
+    await cleanup();
+    if (world) await scrub(world);
+    world = undefined;
+  }, 120_000);
+  return () => (world = makeWorld(recipes));
+}
+
+export function envFile(world: World, domain: string): string {
+  return join(world.home, '.abra', 'servers', 'default', `${domain}.env`);
+}
+
+/** The domain `cc-ci run` derives for (recipe, pr, ref) in this world. */
+export function domainOf(world: World, recipe: string, pr = '0', ref = ''): string {
+  const digest = createHash('sha1').update(`${recipe}|${pr}|${ref}`).digest('hex');
+  return `${recipe.slice(0, 4)}-${digest.slice(0, 6)}.${world.base}`;
+}
+
+/** The first running container of a domain's app service, or null. */
+export async function appContainer(domain: string): Promise<string | null> {
+  const stack = domain.replaceAll('.', '_');
+  const found = await names(['ps', '--filter', `label=com.docker.swarm.service.name=${stack}_app`, '--filter', 'status=running', '--format', '{{.Names}}']);
+  return found[0] ?? null;
+}
