@@ -1,8 +1,15 @@
-// Names: the run-app domain derived from (recipe, PR, ref), its swarm stack name, the pattern that
-// tells a run app from a warm/canonical one, and the validators every boundary uses.
+// Names: the run-app domain derived from (recipe, PR, ref), the swarm stack abra deploys it as, the
+// pattern that tells a run app from a warm/canonical one, the way back from a docker service name
+// to its domain, and the validators every boundary uses.
+//
+// Guarantees: every name this module builds passes its own validator; a warm/canonical app never
+// matches the run-app pattern; the reverse map only answers for names the forward map can produce.
 import { createHash } from 'node:crypto';
 
 export const DEFAULT_BASE_DOMAIN = 'ci.commoninternet.net';
+
+/** abra trims a sanitised app name (its stack name) to this many characters. */
+export const MAX_STACK_NAME_LENGTH = 45;
 
 /** A bad input at a boundary: the message names the input; the CLI exits 2 on it. */
 export class InputError extends Error {
@@ -13,7 +20,7 @@ export class InputError extends Error {
   }
 }
 
-/** `CCCI_BASE_DOMAIN`, read at call time. */
+/** `CCCI_BASE_DOMAIN`, read at call time; default `ci.commoninternet.net`. */
 export function baseDomain(): string {
   const base = process.env.CCCI_BASE_DOMAIN || DEFAULT_BASE_DOMAIN;
   assertDomain(base, 'CCCI_BASE_DOMAIN');
@@ -23,8 +30,9 @@ export function baseDomain(): string {
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /**
- * A DNS name in the form a lockfile may be named after: lower case, no `/`, no `..`, at most 253
- * characters, labels of letters, digits and inner hyphens.
+ * A DNS name in the form a lockfile may be named after: non-empty, at most 253 characters, lower
+ * case, no `/`, no `..`, labels of 1-63 letters, digits and inner hyphens. `what` names the input
+ * in the error.
  */
 export function assertDomain(domain: unknown, what = 'domain'): asserts domain is string {
   const shown = JSON.stringify(domain);
@@ -34,11 +42,11 @@ export function assertDomain(domain: unknown, what = 'domain'): asserts domain i
   if (domain.includes('..')) throw new InputError(`${what} must not contain '..': ${shown}`);
   if (domain !== domain.toLowerCase()) throw new InputError(`${what} must be lower case: ${shown}`);
   if (!domain.split('.').every((label) => LABEL.test(label))) {
-    throw new InputError(`${what} is not a valid DNS name (labels of a-z, 0-9 and inner '-'): ${shown}`);
+    throw new InputError(`${what} is not a valid DNS name (labels of 1-63 a-z, 0-9 and inner '-'): ${shown}`);
   }
 }
 
-/** A recipe name as abra knows it: lower case letters, digits, `-` and `_`, no path characters. */
+/** A recipe name as abra knows it: 1-100 of a-z, 0-9, `-` and `_`, starting with a letter or digit. */
 export function assertRecipe(recipe: unknown): asserts recipe is string {
   const shown = JSON.stringify(recipe);
   if (typeof recipe !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,99}$/.test(recipe)) {
@@ -46,38 +54,59 @@ export function assertRecipe(recipe: unknown): asserts recipe is string {
   }
 }
 
-/** `<recipe[:4]>-<sha1("recipe|pr|ref")[:6]>.<base>`: stable per (recipe, PR, ref). */
+/**
+ * `<recipe[:4]>-<sha1("recipe|pr|ref")[:6]>.<base>`: stable per (recipe, PR, ref), and the same
+ * name the Python runner derives. A `-` or `_` among the recipe's first four characters is dropped
+ * from the prefix (the Python runner kept it, making a domain its own janitor could never match).
+ */
 export function appDomain(recipe: string, pr: string | number, ref: string): string {
   assertRecipe(recipe);
+  if (typeof pr === 'number' ? !Number.isSafeInteger(pr) || pr < 0 : typeof pr !== 'string') {
+    throw new InputError(`PR must be a PR number or a string, got ${JSON.stringify(pr)}`);
+  }
+  if (typeof ref !== 'string') throw new InputError(`ref must be a string, got ${JSON.stringify(ref)}`);
   const digest = createHash('sha1').update(`${recipe}|${pr}|${ref}`).digest('hex');
-  const prefix = recipe.slice(0, 4).replace(/[^a-z0-9]/g, '0');
-  return `${prefix}-${digest.slice(0, 6)}.${baseDomain()}`;
+  const prefix = recipe.slice(0, 4).replace(/[^a-z0-9]/g, '');
+  const domain = `${prefix}-${digest.slice(0, 6)}.${baseDomain()}`;
+  assertDomain(domain, 'app domain (CCCI_BASE_DOMAIN too long?)');
+  return domain;
 }
 
-/** The swarm stack abra deploys a domain as: dots become underscores. */
+/** The swarm stack abra deploys a domain as: dots become underscores, trimmed to 45 characters as abra does. */
 export function stackName(domain: string): string {
-  return domain.replaceAll('.', '_');
+  assertDomain(domain);
+  return domain.replaceAll('.', '_').slice(0, MAX_STACK_NAME_LENGTH);
 }
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+let cachedPattern: { base: string; pattern: RegExp } | undefined;
+
 /** `^[a-z0-9]{1,4}-[0-9a-f]{6}\.<base>$`: run apps only; warm/canonical apps never match. */
 export function runAppPattern(base = baseDomain()): RegExp {
-  return new RegExp(`^[a-z0-9]{1,4}-[0-9a-f]{6}\\.${escapeRegExp(base)}$`);
+  if (cachedPattern?.base !== base) {
+    cachedPattern = { base, pattern: new RegExp(`^[a-z0-9]{1,4}-[0-9a-f]{6}\\.${escapeRegExp(base)}$`) };
+  }
+  return cachedPattern.pattern;
 }
 
+/** Whether `domain` is a run app's (as opposed to a warm/canonical app's). */
 export function isRunApp(domain: string, base = baseDomain()): boolean {
   return runAppPattern(base).test(domain);
 }
 
+const RUN_APP_HEAD = /^([a-z0-9]{1,4}-[0-9a-f]{6})_/;
+
 /**
  * The run-app domain a docker service (`<stack>_<service>`) belongs to, or null when the service is
- * not a run app's. The stack of a run app is `<prefix>-<hex6>_<base with _ for .>`.
+ * not a run app's. Exact inverse of {@link stackName} for run apps, trimming included.
  */
 export function domainFromServiceName(service: string, base = baseDomain()): string | null {
-  const stackOfBase = stackName(base);
-  const match = new RegExp(`^([a-z0-9]{1,4}-[0-9a-f]{6})_${escapeRegExp(stackOfBase)}_[^\\s]+$`).exec(service);
-  return match ? `${match[1]}.${base}` : null;
+  const head = RUN_APP_HEAD.exec(service);
+  if (!head) return null;
+  const domain = `${head[1]}.${base}`;
+  const stack = stackName(domain);
+  return service.length > stack.length + 1 && service.startsWith(stack) && service[stack.length] === '_' ? domain : null;
 }
