@@ -1,0 +1,433 @@
+// The flock-probe janitor: reaps the apps of runs that died, and only those. The kernel is the
+// liveness oracle: a run holds its app lock for its whole life, so a lock nobody holds belongs to
+// a dead run, and a held lock is never stolen.
+//
+// Guarantees:
+// - only run-app names are probed; a warm/canonical name never gets a lockfile, let alone a reap;
+// - an orphan is torn down WHILE its lock is held, so a new run of the domain waits for the reap;
+//   its lockfile is unlinked before the lock is released (a waiter then retries on the live path);
+// - two janitors at once (two processes, or two calls in one process) arbitrate on the same kernel
+//   lock and an identity check, so each orphan is reaped once;
+// - one bad candidate (unopenable lockfile, throwing teardown) is logged and skipped, never fatal;
+// - a dry run changes nothing: no teardown, no unlink, no lockfile created.
+//
+// The decision table, the report and the CLI output are documented in docs/janitor.md.
+import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
+
+import { domainOfLockfile, holderOf, listLockfiles, lockDir, lockHolders, parseProcLocks } from './lock.js';
+import { InputError, runAppPattern } from './naming.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, flock, openLockFile, sameFile } from './native.js';
+
+export const DEFAULT_DEADLINE_SECONDS = 3600;
+
+/** A lock held past twice the hard deadline: no healthy run lives that long. */
+export interface LongHeld {
+  domain: string;
+  /** The holder as /proc/locks names it; null when the kernel does not tell (another pid namespace). */
+  pid: number | null;
+  command: string | null;
+  /** Time since the lockfile's mtime, which a run sets when it acquires the lock. */
+  heldForMs: number;
+}
+
+export interface Skipped {
+  domain: string;
+  reason: string;
+}
+
+/** What a sweep found and did. In a dry run, `reaped` and `tidied` say what a real sweep would do. */
+export interface JanitorReport {
+  dryRun: boolean;
+  /** Orphans torn down (teardown succeeded), their lockfiles unlinked. */
+  reaped: string[];
+  /** Candidates whose lock a live process holds: left alone. */
+  live: string[];
+  /** The subset of `live` held longer than twice the hard deadline: flagged, never stolen. */
+  longHeld: LongHeld[];
+  /** Candidates (and stray lockfiles) not acted on, or acted on and failed, with the reason. */
+  skipped: Skipped[];
+  /** Unheld lockfiles with no candidate app behind them, unlinked. */
+  tidied: string[];
+}
+
+/** Candidate app domains (any names: only run-app names are kept). */
+export type Discover = () => Iterable<string> | Promise<Iterable<string>>;
+/** Removes everything of one app; must tolerate a half-gone app. Its errors are logged, not thrown. */
+export type Teardown = (domain: string) => unknown;
+
+export interface JanitorOptions {
+  discover: Discover;
+  teardown: Teardown;
+  /** One line per decision; default stderr. */
+  log?: (line: string) => void;
+  /** Probe and report, act on nothing. */
+  dryRun?: boolean;
+  /** The hard deadline in force; default `CCCI_DEADLINE_SECONDS`, else 3600. */
+  deadlineSeconds?: number;
+}
+
+/** The hard deadline: the explicit argument, else `CCCI_DEADLINE_SECONDS`, else 3600 s. */
+export function resolveDeadlineSeconds(explicit?: number): number {
+  if (explicit !== undefined) {
+    if (!(Number.isFinite(explicit) && explicit > 0)) {
+      throw new InputError(`deadlineSeconds must be a positive number of seconds, got ${JSON.stringify(explicit)}`);
+    }
+    return explicit;
+  }
+  const raw = process.env.CCCI_DEADLINE_SECONDS;
+  if (raw === undefined || raw === '') return DEFAULT_DEADLINE_SECONDS;
+  const seconds = Number(raw);
+  if (!(Number.isFinite(seconds) && seconds > 0)) {
+    throw new InputError(`CCCI_DEADLINE_SECONDS must be a positive number of seconds, got ${JSON.stringify(raw)}`);
+  }
+  return seconds;
+}
+
+const PREFIX = 'cc-ci-app-';
+const SUFFIX = '.lock';
+/** A reap that took longer than this checks the lockfile's identity again before unlinking it. */
+const RECHECK_AFTER_MS = 1;
+
+// Lockfiles this process is reaping while its teardown awaits: a second janitor call in this
+// process finds them busy (the kernel arbitrates between the two open file descriptions) and is
+// told why rather than calling the reaper a live run.
+const reapingHere = new Set<string>();
+
+function describe(error: unknown): string {
+  const message = (error as Error | undefined)?.message;
+  return message ? message.split('\n')[0]! : String(error);
+}
+
+function minutes(ms: number): string {
+  return `${Math.floor(ms / 60_000)} min`;
+}
+
+/**
+ * Sweeps once: probes every run-app candidate's lock, reaps the orphans while holding their lock,
+ * leaves live runs alone (flagging the long-held), then unlinks unheld lockfiles no candidate
+ * stands behind. Rejects only when discovery fails or an option is invalid; whatever happens to a
+ * single candidate is logged and reported.
+ */
+export async function janitor(options: JanitorOptions): Promise<JanitorReport> {
+  const sink = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+  const log = (line: string): void => {
+    try {
+      sink(line);
+    } catch {
+      // a broken log must not stop a reap half-way
+    }
+  };
+  const sweep = new Sweep(lockDir(), options.dryRun === true, 2 * resolveDeadlineSeconds(options.deadlineSeconds) * 1000, log);
+  // The lock dir is listed BEFORE discovery: a lockfile listed now but gone when its candidate is
+  // probed was unlinked by another janitor meanwhile (its reap is done, or under way).
+  sweep.listLockDir();
+  const pattern = runAppPattern();
+  const candidates = new Set<string>();
+  for (const name of await options.discover()) {
+    if (typeof name === 'string' && pattern.test(name)) candidates.add(name);
+  }
+  if (!sweep.lockDirUsable(candidates)) return sweep.report;
+  for (const domain of candidates) {
+    const reaping = sweep.candidate(domain, options.teardown);
+    if (reaping) await reaping;
+  }
+  sweep.tidy(candidates);
+  return sweep.report;
+}
+
+// One sweep's state. Each candidate goes through `candidate()`, which never throws.
+class Sweep {
+  readonly report: JanitorReport;
+  private readonly probeOp: number;
+  private readonly tag: string;
+  private names: string[] = [];
+  private dirError: string | null = null;
+  private listed: Set<string> | undefined;
+  private deletedButHeld: Set<string> | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly dryRun: boolean,
+    private readonly longHeldMs: number,
+    private readonly log: (line: string) => void,
+  ) {
+    this.report = { dryRun, reaped: [], live: [], longHeld: [], skipped: [], tidied: [] };
+    // A dry run probes with a shared lock: it conflicts with a run's exclusive lock (so it tells
+    // held from free) but never makes another prober think a lock is held.
+    this.probeOp = dryRun ? LOCK_SH | LOCK_NB : LOCK_EX | LOCK_NB;
+    this.tag = dryRun ? '[dry run] ' : '';
+  }
+
+  /** Lists the lock dir once, for the absent-lockfile rule and for the tidy sweep. */
+  listLockDir(): void {
+    try {
+      this.names = readdirSync(this.dir);
+    } catch (error) {
+      this.dirError = `lock dir ${this.dir} cannot be used (${describe(error)})`;
+    }
+  }
+
+  /** A missing or unusable lock dir: nothing can be probed, so every candidate is skipped, loudly. */
+  lockDirUsable(candidates: Set<string>): boolean {
+    if (this.dirError === null) return true;
+    this.log(`!! janitor: ${this.dirError} — no lock can be probed, so nothing is reaped (${candidates.size} candidates skipped)`);
+    for (const domain of candidates) this.report.skipped.push({ domain, reason: this.dirError });
+    return false;
+  }
+
+  /** Probes one candidate; returns a promise only while an orphan's teardown is pending. */
+  candidate(domain: string, teardown: Teardown): Promise<void> | undefined {
+    const { report, log } = this;
+    const path = `${this.dir}/${PREFIX}${domain}${SUFFIX}`;
+    let fd = -1;
+    try {
+      fd = this.open(domain, path);
+      if (fd < 0) return; // decided without a lock: reported by open()
+      if (!flock(fd, this.probeOp)) {
+        this.held(domain, path, fd);
+        return;
+      }
+      // We hold the lock, but only on the inode the path names does that mean anything.
+      if (!sameFile(fd, path)) {
+        log(`   janitor: ${domain} — its lockfile was unlinked by another janitor as we probed; skipping`);
+        report.skipped.push({ domain, reason: 'lockfile unlinked by another janitor during this sweep' });
+        return;
+      }
+      if (this.dryRun) {
+        log(`   janitor: ${this.tag}${domain} — lock free: orphan, would reap`);
+        report.reaped.push(domain);
+        return;
+      }
+      const reaping = this.reap(domain, path, fd, teardown);
+      fd = -1; // reap() closes it, after the unlink
+      return reaping;
+    } catch (error) {
+      log(`!! janitor: cannot probe lockfile ${path} (${describe(error)}) — skipping ${domain}`);
+      report.skipped.push({ domain, reason: describe(error) });
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
+  }
+
+  // Opens the candidate's lockfile, creating it when absent (post-reboot: an orphan whose lock
+  // must still be held during the reap, so a run starting now waits). Returns -1 when the
+  // candidate was decided without a lockfile.
+  private open(domain: string, path: string): number {
+    try {
+      return openLockFile(path, false);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const name = `${PREFIX}${domain}${SUFFIX}`;
+    this.listed ??= new Set(this.names);
+    if (this.listed.has(name)) {
+      // Another janitor unlinked it after we listed the dir: it reaped this app (or is reaping
+      // it), or tidied a lockfile it found unheld. Either way the app is not ours to reap now.
+      this.log(`   janitor: ${domain} — its lockfile was unlinked by another janitor during this sweep; skipping`);
+      this.report.skipped.push({ domain, reason: 'lockfile unlinked by another janitor during this sweep' });
+      return -1;
+    }
+    this.deletedButHeld ??= lockfilesHeldAfterUnlink(this.dir);
+    if (this.deletedButHeld.has(name)) {
+      this.log(`!! janitor: ${domain} — its lockfile was deleted, but a live process still holds the lock on it; leaving it`);
+      this.report.live.push(domain);
+      return -1;
+    }
+    if (this.dryRun) {
+      this.log(`   janitor: ${this.tag}${domain} — no lockfile (host rebooted?): orphan, would reap`);
+      this.report.reaped.push(domain);
+      return -1;
+    }
+    this.log(`   janitor: ${domain} — no lockfile (host rebooted?): taking a fresh one`);
+    return openLockFile(path, true);
+  }
+
+  private held(domain: string, path: string, fd: number): void {
+    const { report, log } = this;
+    if (reapingHere.size > 0 && reapingHere.has(path)) {
+      log(`   janitor: ${domain} — being reaped by another janitor call in this process`);
+      report.skipped.push({ domain, reason: 'being reaped by another janitor call in this process' });
+      return;
+    }
+    report.live.push(domain);
+    const heldForMs = Date.now() - fstatSync(fd).mtimeMs;
+    if (heldForMs <= this.longHeldMs) {
+      log(`   janitor: ${domain} — lock held by a live run, leaving it`);
+      return;
+    }
+    const holder = holderOf(path);
+    report.longHeld.push({ domain, pid: holder?.pid ?? null, command: holder?.command ?? null, heldForMs });
+    const who = holder ? `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''}` : 'a process /proc/locks does not name';
+    log(
+      `!! janitor: lock for ${domain} held for ${minutes(heldForMs)} (over ${minutes(this.longHeldMs)}, twice the hard deadline) ` +
+        `by ${who} — possible leaked run; never stolen; inspect with: lslocks${holder ? ` -p ${holder.pid}` : ''}`,
+    );
+  }
+
+  // Tears the app down while holding its lock, then unlinks the lockfile, then closes the fd
+  // (releasing the lock). A teardown that returns a promise is awaited; a synchronous one costs
+  // no trip through the event loop.
+  private reap(domain: string, path: string, fd: number, teardown: Teardown): Promise<void> | undefined {
+    this.log(`   janitor: ${domain} — lock free: orphan, reaping`);
+    const started = performance.now();
+    let pending: unknown;
+    try {
+      pending = teardown(domain);
+    } catch (error) {
+      this.reaped(domain, path, fd, started, error ?? new Error('teardown failed'));
+      return;
+    }
+    if (pending === null || typeof (pending as PromiseLike<unknown> | undefined)?.then !== 'function') {
+      this.reaped(domain, path, fd, started, undefined);
+      return;
+    }
+    reapingHere.add(path); // another call in this process can only run while we wait here
+    return Promise.resolve(pending).then(
+      () => this.reaped(domain, path, fd, started, undefined),
+      (error: unknown) => this.reaped(domain, path, fd, started, error ?? new Error('teardown failed')),
+    );
+  }
+
+  private reaped(domain: string, path: string, fd: number, started: number, failure: unknown): void {
+    const { report, log } = this;
+    reapingHere.delete(path);
+    if (failure !== undefined) {
+      log(`!! janitor: teardown of ${domain} failed: ${describe(failure)} — unlinking its lockfile anyway; the next sweep retries`);
+    }
+    try {
+      // Under the protocol nobody replaces a lockfile whose lock is held, but a long teardown
+      // leaves time for a human to have: never unlink a newer run's lockfile.
+      if (performance.now() - started < RECHECK_AFTER_MS || sameFile(fd, path)) unlinkSync(path);
+      else log(`!! janitor: ${path} was replaced during the reap of ${domain}; leaving the new file`);
+    } catch (error) {
+      log(`!! janitor: could not unlink ${path}: ${describe(error)}`);
+    } finally {
+      closeSync(fd);
+    }
+    if (failure === undefined) report.reaped.push(domain);
+    else report.skipped.push({ domain, reason: `teardown failed: ${describe(failure)}` });
+  }
+
+  // Unheld `cc-ci-app-*.lock` files with no candidate behind them: a clean run's leftovers, a
+  // warm app's lock between reconciles. Same probe, same identity check; a held one belongs to a
+  // run between taking its lock and creating its app, and is left alone.
+  tidy(candidates: Set<string>): void {
+    const { report, log, dir } = this;
+    const stale: string[] = [];
+    for (const name of this.names) {
+      const domain = domainOfLockfile(name);
+      if (domain === null || candidates.has(domain)) continue;
+      const path = `${dir}/${name}`;
+      let fd = -1;
+      try {
+        try {
+          fd = openLockFile(path, false);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // tidied by someone else
+          throw error;
+        }
+        if (!flock(fd, this.probeOp) || !sameFile(fd, path)) continue;
+        if (!this.dryRun) unlinkSync(path);
+        stale.push(domain);
+      } catch (error) {
+        log(`!! janitor: cannot tidy lockfile ${path} (${describe(error)}) — skipping`);
+        report.skipped.push({ domain, reason: describe(error) });
+      } finally {
+        if (fd >= 0) closeSync(fd);
+      }
+    }
+    for (const domain of stale.sort()) {
+      log(`   janitor: ${this.tag}${this.dryRun ? 'would tidy' : 'tidied'} the stale lockfile of ${domain} (unheld, no app)`);
+      report.tidied.push(domain);
+    }
+  }
+}
+
+/**
+ * Names of the lockfiles in `dir` that were unlinked while a process still holds a lock on them
+ * (they show as `<path> (deleted)` among its fds). Looked at only when a candidate's lockfile is
+ * absent: without it, deleting a live run's lockfile by hand would make that run look dead.
+ */
+function lockfilesHeldAfterUnlink(dir: string): Set<string> {
+  const found = new Set<string>();
+  let prefix: string;
+  let owners: Map<string, number>;
+  try {
+    prefix = `${realpathSync(dir)}/${PREFIX}`;
+    owners = parseProcLocks(readFileSync('/proc/locks', 'utf8'));
+  } catch {
+    return found;
+  }
+  const lockedInodes = new Set<string>();
+  for (const key of owners.keys()) lockedInodes.add(key.slice(key.lastIndexOf(':') + 1));
+  const deleted = `${SUFFIX} (deleted)`;
+  for (const pid of new Set(owners.values())) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to look at
+    }
+    for (const fd of fds) {
+      try {
+        const link = `/proc/${pid}/fd/${fd}`;
+        const target = readlinkSync(link);
+        if (!target.startsWith(prefix) || !target.endsWith(deleted)) continue;
+        // Only an fd on a locked inode counts: a waiter's fd on an unlinked file holds nothing.
+        if (lockedInodes.has(String(statSync(link, { bigint: true }).ino))) {
+          found.add(target.slice(prefix.length - PREFIX.length, -' (deleted)'.length));
+        }
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return found;
+}
+
+/** One app lockfile, as `cc-ci locks` shows it. */
+export interface AppLockInfo {
+  domain: string;
+  path: string;
+  state: 'held' | 'free';
+  /** Time since the lockfile's mtime: since its holder took it, or since the last run took it. */
+  ageMs: number;
+  /** The holder as /proc/locks names it; null when free (or when the kernel does not tell). */
+  holder: { pid: number; command: string | null } | null;
+}
+
+/**
+ * Every `cc-ci-app-*.lock` in the lock dir, sorted by domain, probed with a shared non-blocking
+ * lock (which a run's exclusive lock refuses, and which never disturbs anyone). Entries that are
+ * not lockfiles (a directory, a FIFO) are left out and passed to `onBad`.
+ */
+export function inspectAppLocks(onBad: (path: string, why: string) => void = () => {}): AppLockInfo[] {
+  const dir = lockDir();
+  const holders = new Map(lockHolders().map((h) => [h.path, h]));
+  const now = Date.now();
+  const locks: AppLockInfo[] = [];
+  for (const name of listLockfiles()) {
+    const path = `${dir}/${name}`;
+    let fd: number;
+    try {
+      fd = openLockFile(path, false);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') onBad(path, describe(error));
+      continue;
+    }
+    try {
+      const free = flock(fd, LOCK_SH | LOCK_NB);
+      const holder = free ? null : holders.get(path);
+      locks.push({
+        domain: domainOfLockfile(name)!,
+        path,
+        state: free ? 'free' : 'held',
+        ageMs: Math.max(0, Math.round(now - fstatSync(fd).mtimeMs)),
+        holder: holder ? { pid: holder.pid, command: holder.command } : null,
+      });
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return locks.sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
+}
