@@ -1,0 +1,56 @@
+// `cc-ci locks [--json]`: every app lockfile, whether a run holds it, for how long, and who.
+import { parseArgs } from 'node:util';
+
+import { inspectAppLocks, type AppLockInfo } from '../../lib/janitor.js';
+import { lockDir } from '../../lib/lock.js';
+
+export const summary = 'List the app lockfiles: held or free, age, holder pid and command';
+
+export const usage = `Usage: cc-ci locks [--json]
+
+Lists every cc-ci-app-*.lock in the lock dir (CCCI_APP_LOCK_DIR, default /run/lock), sorted by
+domain. A held lock means its run is alive; age is the time since the run took it. Probing takes a
+shared non-blocking lock for an instant and never disturbs a run.
+
+Options:
+  --json      print [{ domain, path, state: "held"|"free", ageMs, holder: {pid, command}|null }]
+  -h, --help  this help`;
+
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false });
+  const locks = inspectAppLocks((path, why) => console.error(`cc-ci locks: skipping ${path}: ${why}`));
+  console.log(values.json ? JSON.stringify(locks, null, 2) : formatLocks(locks, lockDir()));
+  return 0;
+}
+
+/** `1h02m`, `3m07s`, `12s`: short enough for a table column. */
+export function formatAge(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+export function formatLocks(locks: AppLockInfo[], dir: string): string {
+  if (locks.length === 0) return `no app lockfiles in ${dir}`;
+  const rows = [
+    ['DOMAIN', 'STATE', 'AGE', 'PID', 'COMMAND'],
+    ...locks.map((lock) => [
+      lock.domain,
+      lock.state,
+      formatAge(lock.ageMs),
+      lock.holder ? String(lock.holder.pid) : '-',
+      lock.holder ? (lock.holder.command ?? '?') : '-',
+    ]),
+  ];
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const held = locks.filter((lock) => lock.state === 'held').length;
+  return [
+    ...rows.map((row) => row.map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd()),
+    '',
+    `${locks.length} lockfile${locks.length === 1 ? '' : 's'} in ${dir}: ${held} held, ${locks.length - held} free`,
+  ].join('\n');
+}

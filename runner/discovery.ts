@@ -1,0 +1,96 @@
+// Where the janitor's candidates come from on a real host, and how it tears an orphan down.
+//
+// Candidates: every app `abra app ls --machine` knows, plus every docker service whose stack is a
+// run app's (that catches an app whose .env is already gone). The janitor keeps the run-app names
+// and probes only those. Teardown: the runner's own teardown, which tolerates a half-gone app.
+import type { Discover, Teardown } from '../lib/janitor.js';
+import { InputError, baseDomain, domainFromServiceName } from '../lib/naming.js';
+import { abraClient, abraServer } from './abra.js';
+import { dockerClient } from './docker.js';
+import { exec } from './exec.js';
+import type { Log } from './log.js';
+import { teardownApp } from './teardown.js';
+
+const LIST_TIMEOUT_MS = 120_000;
+
+export interface JanitorHooks {
+  discover: Discover;
+  teardown: Teardown;
+}
+
+export interface HookContext {
+  log: Log;
+  signal?: AbortSignal;
+}
+
+/**
+ * App names in `abra app ls --machine` output: `{ "<server>": { "apps": [{ "appName", "domain",
+ * … }] } }` (a bare array of apps is accepted too). Throws an InputError naming the output when it
+ * is not that shape: a janitor that silently saw no apps would reap nothing and say all is well.
+ */
+export function parseAbraAppLs(stdout: string): string[] {
+  const fail = (why: string): never => {
+    const shown = stdout.length > 200 ? `${stdout.slice(0, 200)}…` : stdout;
+    throw new InputError(`unparseable \`abra app ls --machine\` output (${why}): ${JSON.stringify(shown)}`);
+  };
+  let data: unknown;
+  try {
+    data = stdout.trim() === '' ? null : JSON.parse(stdout);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  if (data === null) return [];
+  let apps: unknown[];
+  if (Array.isArray(data)) apps = data;
+  else if (typeof data === 'object') {
+    apps = [];
+    for (const [server, status] of Object.entries(data as Record<string, unknown>)) {
+      const list = (status as { apps?: unknown } | null)?.apps;
+      if (list === null || list === undefined) continue;
+      if (!Array.isArray(list)) fail(`server ${JSON.stringify(server)}: "apps" is not an array`);
+      apps.push(...(list as unknown[]));
+    }
+  } else return fail('expected a JSON object of servers');
+  const names = new Set<string>();
+  for (const app of apps) {
+    if (typeof app !== 'object' || app === null) fail(`an app entry is not an object: ${JSON.stringify(app)}`);
+    const { appName, domain } = app as { appName?: unknown; domain?: unknown };
+    if (typeof appName !== 'string' && typeof domain !== 'string') fail(`an app entry has no appName or domain: ${JSON.stringify(app)}`);
+    if (typeof appName === 'string' && appName) names.add(appName);
+    if (typeof domain === 'string' && domain) names.add(domain);
+  }
+  return [...names];
+}
+
+/** Run-app domains behind `docker service ls --format '{{.Name}}'` lines. */
+export function domainsOfServices(stdout: string, base = baseDomain()): string[] {
+  const domains = new Set<string>();
+  for (const line of stdout.split('\n')) {
+    const domain = domainFromServiceName(line.trim(), base);
+    if (domain !== null) domains.add(domain);
+  }
+  return [...domains];
+}
+
+/** Every app name abra knows plus every run-app stack docker runs, sorted, without duplicates. */
+export async function discoverApps(context: Partial<HookContext> = {}): Promise<string[]> {
+  const base = baseDomain();
+  const options = { signal: context.signal, quiet: true, timeoutMs: LIST_TIMEOUT_MS };
+  const [abra, docker] = await Promise.all([
+    exec('abra', ['app', 'ls', '--machine'], { ...options, tag: '[abra]' }),
+    exec('docker', ['service', 'ls', '--format', '{{.Name}}'], { ...options, tag: '[docker]' }),
+  ]);
+  return [...new Set([...parseAbraAppLs(abra.stdout), ...domainsOfServices(docker.stdout, base)])].sort();
+}
+
+/** The janitor's hooks on a real host: abra + docker discovery, the runner's teardown (verified). */
+export function defaultJanitorHooks(context: HookContext): JanitorHooks {
+  const { log, signal } = context;
+  return {
+    discover: () => discoverApps({ signal }),
+    teardown: (domain: string) => {
+      const tools = { abra: abraClient({ server: abraServer(), log, signal }), docker: dockerClient({ log, signal }), log };
+      return teardownApp(domain, tools, true);
+    },
+  };
+}
