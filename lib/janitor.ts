@@ -14,11 +14,10 @@
 // The decision table, the report and the CLI output are documented in docs/janitor.md.
 import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 
+import { DEFAULT_DEADLINE_SECONDS, MAX_LIFETIME_SECONDS } from './lifetime.js';
 import { domainOfLockfile, holderOf, listLockfiles, lockDir, lockHolders, parseProcLocks } from './lock.js';
 import { InputError, runAppPattern } from './naming.js';
 import { LOCK_EX, LOCK_NB, LOCK_SH, flock, openLockFile, sameFile } from './native.js';
-
-export const DEFAULT_DEADLINE_SECONDS = 3600;
 
 /** A lock held past twice the hard deadline: no healthy run lives that long. */
 export interface LongHeld {
@@ -53,7 +52,7 @@ export interface JanitorReport {
 /** Candidate app domains (any names: only run-app names are kept). */
 export type Discover = () => Iterable<string> | Promise<Iterable<string>>;
 /** Removes everything of one app; must tolerate a half-gone app. Its errors are logged, not thrown. */
-export type Teardown = (domain: string) => unknown;
+export type Teardown = (domain: string) => void | PromiseLike<unknown>;
 
 export interface JanitorOptions {
   discover: Discover;
@@ -62,23 +61,19 @@ export interface JanitorOptions {
   log?: (line: string) => void;
   /** Probe and report, act on nothing. */
   dryRun?: boolean;
-  /** The hard deadline in force; default `CCCI_DEADLINE_SECONDS`, else 3600. */
+  /** The hard deadline in force (whole seconds); default `CCCI_DEADLINE_SECONDS`, else 3600. */
   deadlineSeconds?: number;
 }
 
-/** The hard deadline: the explicit argument, else `CCCI_DEADLINE_SECONDS`, else 3600 s. */
-export function resolveDeadlineSeconds(explicit?: number): number {
-  if (explicit !== undefined) {
-    if (!(Number.isFinite(explicit) && explicit > 0)) {
-      throw new InputError(`deadlineSeconds must be a positive number of seconds, got ${JSON.stringify(explicit)}`);
-    }
-    return explicit;
-  }
-  const raw = process.env.CCCI_DEADLINE_SECONDS;
+// The hard deadline in force, with the lifetime guards' rule: the explicit argument, else
+// CCCI_DEADLINE_SECONDS, else 3600; whole seconds, at most a week.
+function deadlineSeconds(explicit: number | undefined): number {
+  const raw = explicit ?? process.env.CCCI_DEADLINE_SECONDS;
   if (raw === undefined || raw === '') return DEFAULT_DEADLINE_SECONDS;
   const seconds = Number(raw);
-  if (!(Number.isFinite(seconds) && seconds > 0)) {
-    throw new InputError(`CCCI_DEADLINE_SECONDS must be a positive number of seconds, got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(String(raw)) || seconds < 1 || seconds > MAX_LIFETIME_SECONDS) {
+    const what = explicit === undefined ? 'CCCI_DEADLINE_SECONDS' : 'deadlineSeconds';
+    throw new InputError(`${what} must be a whole number of seconds from 1 to ${MAX_LIFETIME_SECONDS}, got ${JSON.stringify(raw)}`);
   }
   return seconds;
 }
@@ -117,7 +112,7 @@ export async function janitor(options: JanitorOptions): Promise<JanitorReport> {
       // a broken log must not stop a reap half-way
     }
   };
-  const sweep = new Sweep(lockDir(), options.dryRun === true, 2 * resolveDeadlineSeconds(options.deadlineSeconds) * 1000, log);
+  const sweep = new Sweep(lockDir(), options.dryRun === true, 2 * deadlineSeconds(options.deadlineSeconds) * 1000, log);
   // The lock dir is listed BEFORE discovery: a lockfile listed now but gone when its candidate is
   // probed was unlinked by another janitor meanwhile (its reap is done, or under way).
   sweep.listLockDir();
@@ -152,8 +147,9 @@ class Sweep {
     private readonly log: (line: string) => void,
   ) {
     this.report = { dryRun, reaped: [], live: [], longHeld: [], skipped: [], tidied: [] };
-    // A dry run probes with a shared lock: it conflicts with a run's exclusive lock (so it tells
-    // held from free) but never makes another prober think a lock is held.
+    // A dry run probes with a shared lock: a run's exclusive lock refuses it, so it still tells held
+    // from free, and other shared probers (cc-ci locks, other dry runs) never notice it. A real
+    // janitor probing in that same microsecond sees a held lock and leaves it to its next sweep.
     this.probeOp = dryRun ? LOCK_SH | LOCK_NB : LOCK_EX | LOCK_NB;
     this.tag = dryRun ? '[dry run] ' : '';
   }
@@ -250,7 +246,7 @@ class Sweep {
       return;
     }
     report.live.push(domain);
-    const heldForMs = Date.now() - fstatSync(fd).mtimeMs;
+    const heldForMs = Math.round(Date.now() - fstatSync(fd).mtimeMs);
     if (heldForMs <= this.longHeldMs) {
       log(`   janitor: ${domain} — lock held by a live run, leaving it`);
       return;

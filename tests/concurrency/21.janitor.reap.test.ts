@@ -117,6 +117,8 @@ describe('janitor: orphans and live runs', () => {
     try {
       expect((await sweep([domain])).report.longHeld).toEqual([]);
       expect((await sweep([domain], { deadlineSeconds: 3600 })).report.longHeld).toHaveLength(1);
+      process.env.CCCI_DEADLINE_SECONDS = '2h';
+      await expect(sweep([domain])).rejects.toThrow(/^CCCI_DEADLINE_SECONDS must be a whole number of seconds/);
     } finally {
       delete process.env.CCCI_DEADLINE_SECONDS;
     }
