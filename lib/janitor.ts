@@ -194,9 +194,9 @@ class Sweep {
         report.reaped.push(domain);
         return;
       }
-      const reaping = this.reap(domain, path, fd, teardown);
+      const owned = fd;
       fd = -1; // reap() closes it, after the unlink
-      return reaping;
+      return this.reap(domain, path, owned, teardown);
     } catch (error) {
       log(`!! janitor: cannot probe lockfile ${path} (${describe(error)}) — skipping ${domain}`);
       report.skipped.push({ domain, reason: describe(error) });
@@ -245,8 +245,8 @@ class Sweep {
       report.skipped.push({ domain, reason: 'being reaped by another janitor call in this process' });
       return;
     }
-    report.live.push(domain);
     const heldForMs = Math.round(Date.now() - fstatSync(fd).mtimeMs);
+    report.live.push(domain);
     if (heldForMs <= this.longHeldMs) {
       log(`   janitor: ${domain} — lock held by a live run, leaving it`);
       return;
@@ -297,8 +297,11 @@ class Sweep {
       else log(`!! janitor: ${path} was replaced during the reap of ${domain}; leaving the new file`);
     } catch (error) {
       log(`!! janitor: could not unlink ${path}: ${describe(error)}`);
-    } finally {
-      closeSync(fd);
+    }
+    try {
+      closeSync(fd); // releases the lock: a run waiting on this inode now retries on the live path
+    } catch (error) {
+      log(`!! janitor: could not close the lock of ${domain}: ${describe(error)}`);
     }
     if (failure === undefined) report.reaped.push(domain);
     else report.skipped.push({ domain, reason: `teardown failed: ${describe(failure)}` });
