@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "native.h"
@@ -40,8 +41,10 @@ namespace {
 // Below SIGRTMAX so that libraries counting down from the top do not collide with us.
 int CancelSignal() { return SIGRTMAX - 3; }
 
-// The waiter only sits in flock(2) and hands one pointer back: a small stack is plenty.
+// A waiter only sits in flock(2) and hands one pointer back: a small stack is plenty.
 constexpr size_t kWaiterStackBytes = 64 * 1024;
+// Idle waiter threads kept for the next wait; a burst of waits beyond this leaves threads that exit.
+constexpr size_t kMaxParkedWaiters = 16;
 
 struct WaitState {
   // The waiter's own duplicate of the caller's fd: the same open file description, hence the same
@@ -76,7 +79,8 @@ void SettleOnJsThread(Napi::Env env, Napi::Function, std::nullptr_t*, StatePtr* 
 void FinalizeTsfn(Napi::Env, StatePtr* data, std::nullptr_t*);
 using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, StatePtr, SettleOnJsThread>;
 
-struct ThreadStart {
+// One wait handed to a waiter thread.
+struct Job {
   StatePtr state;
   Tsfn tsfn;
 };
@@ -140,13 +144,13 @@ bool RestorePrior(int fd, int prior) {
   return true;
 }
 
-void* WaitThread(void* arg) {
-  std::unique_ptr<ThreadStart> start(static_cast<ThreadStart*>(arg));
-  StatePtr state = start->state;
+// Runs one wait on a waiter thread, which has every signal blocked between waits.
+void RunWait(Job& job) {
+  StatePtr state = job.state;
   WaitState* s = state.get();
 
-  // The thread starts with every signal blocked (see FlockWait): process-directed signals keep
-  // going to the JS thread, and only the cancel signal may reach this one, from here on.
+  // Only the cancel signal may reach this thread (process-directed signals keep going to the JS
+  // thread), and only while it runs a wait.
   sigset_t cancelSet;
   sigemptyset(&cancelSet);
   sigaddset(&cancelSet, CancelSignal());
@@ -172,11 +176,10 @@ void* WaitThread(void* arg) {
   }
   s->inWindow = 0;
 
-  // From here on no cancel signal may arrive: a pending one dies with the thread.
   pthread_sigmask(SIG_BLOCK, &cancelSet, nullptr);
   {
     std::lock_guard<std::mutex> lock(s->mu);
-    s->done = true;
+    s->done = true;  // no cancel signal is sent for this wait from here on
   }
 
   if (s->cancelled.load() && s->err == 0) {
@@ -187,14 +190,89 @@ void* WaitThread(void* arg) {
   ::close(s->fd);
 
   auto* data = new StatePtr(state);
-  if (start->tsfn.BlockingCall(data) != napi_ok) delete data;  // the environment is going away
-  start->tsfn.Release();
+  if (job.tsfn.BlockingCall(data) != napi_ok) delete data;  // the environment is going away
+  job.tsfn.Release();
   {
     std::lock_guard<std::mutex> lock(s->mu);
     s->finished = true;
   }
   s->finishedCv.notify_all();
-  return nullptr;
+
+  // A cancel signal sent just before `done` may still be pending. Consume it now: delivered
+  // during the thread's next wait, it would carry a pointer to this finished one.
+  const struct timespec now = {0, 0};
+  while (sigtimedwait(&cancelSet, nullptr, &now) > 0) {
+  }
+}
+
+// Waiter threads are kept for reuse. Creating one per wait costs a clone(2), and a thread that
+// exits right after handing a grant to the JS thread competes with it for the CPU just as it
+// should be waking up (on two cores that added tens of microseconds to the wake latency).
+struct Waiter {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unique_ptr<Job> job;  // the wait to run; null while parked
+};
+
+std::mutex parkedMu;
+std::vector<Waiter*> parked;
+
+void* WaiterMain(void* arg) {
+  std::unique_ptr<Waiter> self(static_cast<Waiter*>(arg));
+  for (;;) {
+    std::unique_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(self->mu);
+      self->cv.wait(lock, [&] { return self->job != nullptr; });
+      job = std::move(self->job);
+    }
+    RunWait(*job);
+    job.reset();
+    std::lock_guard<std::mutex> lock(parkedMu);
+    if (parked.size() >= kMaxParkedWaiters) return nullptr;
+    parked.push_back(self.get());
+  }
+}
+
+// Hands `job` to a parked waiter, or to a new one. Returns 0, or pthread_create's error (the job
+// is then still the caller's).
+int Dispatch(std::unique_ptr<Job>& job) {
+  Waiter* waiter = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(parkedMu);
+    if (!parked.empty()) {
+      waiter = parked.back();
+      parked.pop_back();
+    }
+  }
+  if (waiter != nullptr) {
+    {
+      std::lock_guard<std::mutex> lock(waiter->mu);
+      waiter->job = std::move(job);
+    }
+    waiter->cv.notify_one();
+    return 0;
+  }
+
+  auto fresh = std::make_unique<Waiter>();
+  fresh->job = std::move(job);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kWaiterStackBytes);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);  // the new thread inherits this mask
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, WaiterMain, fresh.get());
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    job = std::move(fresh->job);
+    return rc;
+  }
+  fresh.release();  // the thread owns it now
+  return 0;
 }
 
 void Cancel(const StatePtr& state) {
@@ -335,29 +413,16 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
     return result;
   }
 
-  auto start = std::make_unique<ThreadStart>();
-  start->state = state;
-  start->tsfn = Tsfn::New(e, "cc-ci:flockWait", 0, 1, nullptr, FinalizeTsfn, new StatePtr(state));
-
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kWaiterStackBytes);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);  // the new thread inherits this mask
-  pthread_t thread;
-  int rc = pthread_create(&thread, &attr, WaitThread, start.get());
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  pthread_attr_destroy(&attr);
+  auto job = std::make_unique<Job>();
+  job->state = state;
+  job->tsfn = Tsfn::New(e, "cc-ci:flockWait", 0, 1, nullptr, FinalizeTsfn, new StatePtr(state));
+  int rc = Dispatch(job);
   if (rc != 0) {
     state->finished = true;  // no thread will touch the tsfn
-    start->tsfn.Release();
+    job->tsfn.Release();
     ::close(state->fd);
     FailBeforeThread(env, state.get(), fd, rc, "pthread_create");
-    return result;
   }
-  start.release();  // the thread owns it now
   return result;
 }
 
