@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { compileC, median, printTable, scratchDir, type Row } from './support.js';
 
 const WARMUP = 3;
-const ROUNDS = 31;
+const ROUNDS = 51;
 const TIMEOUT_MS = 5_000;
 const SETTLE_MS = 50;
 
