@@ -15,7 +15,7 @@ import { writeSync } from 'node:fs';
 import { constants } from 'node:os';
 
 import { InputError } from './naming.js';
-import { alarm, getPdeathsig, getppid, setPdeathsig } from './native.js';
+import { alarm, getPdeathsig, getppid, resetSignalDefault, setPdeathsig } from './native.js';
 
 // The parent this process had when it started (near enough: when this module loaded). If getppid()
 // differs later, that parent died and a subreaper adopted us: no parent-death signal will come.
@@ -177,7 +177,6 @@ class Guards implements Lifetime {
   private readonly controller = new AbortController();
   private readonly teardownController = new AbortController();
   private readonly steps: TeardownStep[] = [];
-  private readonly listeners = new Map<GuardedSignal, () => void>();
   private ended: RunAbortedError | undefined;
   private runCalled = false;
   private mainSettled: Promise<void> | undefined;
@@ -217,11 +216,7 @@ class Guards implements Lifetime {
   }
 
   listen(): void {
-    for (const name of GUARDED) {
-      const listener = (): void => this.received(name);
-      this.listeners.set(name, listener);
-      process.on(name, listener);
-    }
+    for (const name of GUARDED) process.on(name, () => this.received(name));
     process.on('uncaughtException', (error) => this.threw(error, 'uncaught error', false));
     // The loop ran dry before the run ended: either nobody called run() and the work is done, or
     // main awaits a promise nothing can settle any more. Both must still tear down.
@@ -282,10 +277,11 @@ class Guards implements Lifetime {
   }
 
   private armBudget(reason: RunAbortedError): void {
-    // The deadline no longer applies; the budget does. Backstop first: with our SIGALRM listener
-    // gone the signal's default action ends the process, even if the event loop never turns again.
-    const listener = this.listeners.get('SIGALRM');
-    if (listener) process.removeListener('SIGALRM', listener);
+    // The deadline no longer applies; the budget does. Backstop first: SIGALRM's default action,
+    // set underneath Node, ends the process even if the event loop never turns again. Our listener
+    // stays registered: removing it mid-dispatch would leave signal-exit (loaded by execa) as the
+    // only listener, and it re-raises the signal to "die as if unhandled", before any teardown.
+    resetSignalDefault(constants.signals.SIGALRM);
     alarm(this.budget + BACKSTOP_SECONDS);
     // Referenced on purpose: it keeps the loop alive, so a teardown step awaiting a promise that
     // can never settle ends here with the right exit code instead of a natural exit with 0.

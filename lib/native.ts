@@ -24,6 +24,7 @@ interface Binding {
   setChildSubreaper(on: boolean): void;
   getChildSubreaper(): boolean;
   alarm(seconds: number): number;
+  resetSignalDefault(signal: number): void;
   getppid(): number;
   setsid(): number;
   LOCK_SH: number;
@@ -157,6 +158,11 @@ export const setChildSubreaper: (on: boolean) => void = binding.setChildSubreape
 export const getChildSubreaper: () => boolean = binding.getChildSubreaper;
 /** alarm(2): SIGALRM after `seconds` (0 cancels); returns the seconds left on the previous alarm. */
 export const alarm: (seconds: number) => number = binding.alarm;
+/**
+ * sigaction(SIG_DFL) for `signal`, underneath Node: the kernel's default action applies again even
+ * though JS listeners remain registered. For last-resort backstops only.
+ */
+export const resetSignalDefault: (signal: number) => void = binding.resetSignalDefault;
 /** getppid(2), asked of the kernel on every call. */
 export const getppid: () => number = binding.getppid;
 /** setsid(2): a new session and process group led by this process. */

@@ -76,6 +76,23 @@ napi_value Alarm(napi_env env, napi_callback_info info) {
   return Number(env, alarm(static_cast<unsigned>(seconds)));
 }
 
+// Puts a signal back to its default action behind Node's back. The teardown backstop needs this:
+// with any JS listener installed (ours, or signal-exit's, which execa loads) libuv keeps catching
+// the signal, and a wedged event loop would never act on it.
+napi_value ResetSignalDefault(napi_env env, napi_callback_info info) {
+  Args<1> args(env, info);
+  int64_t sig;
+  if (!IntArg(env, args[0], "signal", 1, SIGRTMAX, &sig)) return nullptr;
+  struct sigaction action = {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(static_cast<int>(sig), &action, nullptr) != 0) {
+    ErrnoError(env, errno, "sigaction").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return Undefined(env);
+}
+
 napi_value Getppid(napi_env env, napi_callback_info) { return Number(env, getppid()); }
 
 napi_value Setsid(napi_env env, napi_callback_info) {
@@ -95,6 +112,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   ExportFunction(env, exports, "setChildSubreaper", SetChildSubreaper);
   ExportFunction(env, exports, "getChildSubreaper", GetChildSubreaper);
   ExportFunction(env, exports, "alarm", Alarm);
+  ExportFunction(env, exports, "resetSignalDefault", ResetSignalDefault);
   ExportFunction(env, exports, "getppid", Getppid);
   ExportFunction(env, exports, "setsid", Setsid);
 }

@@ -42,6 +42,16 @@ describe('teardown funnel', () => {
     expect(probeLock(DOMAIN)).toBe('free');
   });
 
+  it("the deadline still tears down when execa's exit hook (signal-exit) listens for SIGALRM too", async () => {
+    lockDir();
+    const run = startHelper('lifetime-guarded.mjs', [DOMAIN, '--deadline', '2', '--child', '--execa-exit-hook']);
+    await run.waitFor(/^READY /);
+
+    expect(await run.exited).toEqual({ code: 142, signal: null });
+    expect(teardownLines(run)).toEqual(['TEARDOWN 3', 'TEARDOWN 1']);
+    expect(probeLock(DOMAIN)).toBe('free');
+  });
+
   it('signals during a slow teardown are logged and ignored: it finishes, and the first signal decides the code', async () => {
     const run = startHelper('lifetime-guarded.mjs', ['--slow-teardown', '800']);
     await run.waitFor(/^READY /);

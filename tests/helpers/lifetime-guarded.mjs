@@ -2,7 +2,7 @@
 // three teardown steps (the middle one throws), optionally takes an app lock, then runs a main
 // whose shape the flags choose. Markers go to stdout synchronously; the guards' own lines to stderr.
 //
-//   lifetime-guarded.mjs [domain] [--deadline S] [--budget S] [--child] [--throw] [--exit N]
+//   lifetime-guarded.mjs [domain] [--deadline S] [--budget S] [--child] [--execa-exit-hook] [--throw] [--exit N]
 //                        [--ignore-abort] [--stall] [--no-run [--drain]] [--slow-teardown MS]
 //                        [--hang-teardown] [--wedge-teardown] [--install-twice] [--broken-log]
 import { writeSync } from 'node:fs';
@@ -19,6 +19,7 @@ const { values, positionals } = parseArgs({
     deadline: { type: 'string' },
     budget: { type: 'string' },
     child: { type: 'boolean' },
+    'execa-exit-hook': { type: 'boolean' },
     throw: { type: 'boolean' },
     exit: { type: 'string' },
     'ignore-abort': { type: 'boolean' },
@@ -88,7 +89,8 @@ if (values['no-run']) {
     if (domain) await acquireAppLock(domain, { signal, log: out });
     if (values.child) {
       // cleanup: false, so that only the run's signal can end it (execa's own exit hook would too).
-      const sleeper = execa('sleep', ['300'], { cancelSignal: signal, cleanup: false });
+      // --execa-exit-hook keeps that hook: signal-exit then listens for every guarded signal too.
+      const sleeper = execa('sleep', ['300'], { cancelSignal: signal, cleanup: values['execa-exit-hook'] === true });
       out(`CHILD ${sleeper.pid}`);
       ready();
       await sleeper;
