@@ -36,6 +36,7 @@ environment the Drone step sets:
   CCCI_SERVER       abra server name (default 'default')
   CCCI_CONVERGE_TIMEOUT_SECONDS  how long services may take to converge (default 600)
   CCCI_DEADLINE_SECONDS          hard deadline for the whole run (default 3600)
+  CCCI_TEARDOWN_BUDGET_SECONDS   how long teardown may take after the run ends (default 600)
   CCCI_SKIP_FETCH=1 copy the staged ~/.abra/recipes/<recipe> instead of fetching
 
 Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,

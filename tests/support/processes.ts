@@ -4,7 +4,7 @@
 // grandchild it left behind in one call. `useHelpers()` registers that cleanup for a test file and
 // gives each test a private temp dir to keep its lockfiles in.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,14 +123,26 @@ export function startCli(args: string[], options: StartOptions = {}): Helper {
   return startProcess(process.execPath, [CLI, ...args], options);
 }
 
-/** True once `pid` has exited, counting a zombie as exited (pid 1 may be slow to reap it). */
+/**
+ * True once `pid` has exited, counting a zombie as exited (pid 1 may be slow to reap it). Every
+ * thread is checked: a Node process's main thread can be a zombie while others still exit, and
+ * until they have, its fds (and locks) are not released.
+ */
 export function isGone(pid: number): boolean {
+  let tasks: string[];
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
     return true;
   }
+  return tasks.every((tid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    } catch {
+      return true;
+    }
+  });
 }
 
 /** Polls (test-side only) until `predicate` holds, or fails after `timeoutMs`. */
