@@ -12,10 +12,13 @@ import { eventually, startProcess, tempDir, useHelpers } from '../support/proces
 
 useHelpers();
 
-/** A lockfile held exclusively by a separate `flock(1)` process until the test's cleanup kills it. */
+/**
+ * A lockfile held exclusively by a separate `flock(1)` process until the test's cleanup kills it.
+ * `-o`: its command does not inherit the lock, so the lock goes exactly when flock(1) exits.
+ */
 async function heldElsewhere(): Promise<{ path: string; release: () => Promise<void> }> {
   const path = join(tempDir(), 'held.lock');
-  const holder = startProcess('flock', ['-x', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
+  const holder = startProcess('flock', ['-x', '-o', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
   await holder.waitFor('HELD');
   return {
     path,

@@ -15,7 +15,7 @@ useHelpers();
 
 async function heldElsewhere(): Promise<{ path: string; release: () => Promise<void> }> {
   const path = join(tempDir(), 'held.lock');
-  const holder = startProcess('flock', ['-x', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
+  const holder = startProcess('flock', ['-x', '-o', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
   await holder.waitFor('HELD');
   return {
     path,
