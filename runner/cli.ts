@@ -53,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
     return await command.main(args);
   } catch (error) {
     if (error instanceof InputError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
-      console.error(`cc-ci ${name}: ${(error as Error).message}`);
+      // One line, as every bad-input error is (node:util parseArgs spreads some over three).
+      console.error(`cc-ci ${name}: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`);
       return 2;
     }
     console.error(`cc-ci ${name}: ${(error as Error).stack ?? String(error)}`);

@@ -37,7 +37,8 @@ export function parseAbraAppLs(stdout: string): string[] {
   try {
     data = stdout.trim() === '' ? null : JSON.parse(stdout);
   } catch (error) {
-    return fail((error as Error).message);
+    // V8 quotes the raw text in its message: keep the error on one line (the output follows, escaped).
+    return fail((error as Error).message.replace(/\s*[\r\n]+\s*/g, ' '));
   }
   if (data === null) return [];
   let apps: unknown[];
