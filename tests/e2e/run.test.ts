@@ -89,12 +89,11 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     await first.waitFor('app lock held', 60_000);
     const second = run(world, 'second', { STAGES: 'install,custom' });
     await second.waitFor(`another run of ${domain} is in flight — waiting`, 30_000);
-    let firstDone = false;
-    void first.exited.then(() => (firstDone = true));
-    await second.waitFor('app lock held', RUN_MS);
-    expect(firstDone).toBe(true);
     expect(await first.exited).toEqual({ code: 0, signal: null });
     expect(await second.exited, second.output()).toEqual({ code: 0, signal: null });
+    // The second got the lock only once the first had finished: its whole teardown included.
+    const lockLine = readFileSync(join(world.runs, 'second', 'run.log'), 'utf8').split('\n').find((l) => l.includes('app lock held'))!;
+    expect(Date.parse(lockLine.split(' ')[0]!)).toBeGreaterThanOrEqual(Date.parse(results(world, 'first').finishedAt));
     await assertNothingLeft(world, domain);
   });
 
