@@ -214,8 +214,9 @@ struct Waiter {
   std::unique_ptr<Job> job;  // the wait to run; null while parked
 };
 
-std::mutex parkedMu;
-std::vector<Waiter*> parked;
+// Never destroyed: at exit() a waiter granted just then may still park itself.
+std::mutex& parkedMu = *new std::mutex;
+std::vector<Waiter*>& parked = *new std::vector<Waiter*>;
 
 void* WaiterMain(void* arg) {
   std::unique_ptr<Waiter> self(static_cast<Waiter*>(arg));
