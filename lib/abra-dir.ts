@@ -5,7 +5,7 @@
 // `recipes/` of its own: two runs of one recipe never share a working tree, so no lock is needed.
 import { lstatSync, mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 
 import { InputError, assertRecipe } from './naming.js';
 
@@ -36,9 +36,15 @@ export function runId(): string {
   return id;
 }
 
-/** `CCCI_RUNS_DIR`, default `/var/lib/cc-ci-runs`. */
+/**
+ * `CCCI_RUNS_DIR`, default `/var/lib/cc-ci-runs`. Must be absolute: the run exports ABRA_DIR below
+ * it, and children that run elsewhere (the custom stage runs in the recipe's tests/) would resolve
+ * a relative one somewhere else.
+ */
 export function runsDir(): string {
-  return process.env.CCCI_RUNS_DIR || DEFAULT_RUNS_DIR;
+  const dir = process.env.CCCI_RUNS_DIR || DEFAULT_RUNS_DIR;
+  if (!isAbsolute(dir)) throw new InputError(`CCCI_RUNS_DIR must be an absolute path, got ${JSON.stringify(dir)}`);
+  return dir;
 }
 
 /** `<runs>/<run-id>`: the run's artifacts (log, results.json, abra dir). */

@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { abraDir } from '../lib/abra-dir.js';
+import { InputError } from '../lib/naming.js';
 import { exec, type ExecOptions } from './exec.js';
 import type { Log } from './log.js';
 
@@ -37,7 +38,7 @@ export interface Abra {
 export function abraServer(): string {
   const server = process.env.CCCI_SERVER || 'default';
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(server) || server.includes('..')) {
-    throw new Error(`CCCI_SERVER must be a plain server name, got ${JSON.stringify(server)}`);
+    throw new InputError(`CCCI_SERVER must be a plain server name, got ${JSON.stringify(server)}`);
   }
   return server;
 }

@@ -53,6 +53,20 @@ function parseStages(text: string): StageName[] {
   return STAGES.filter((stage) => names.includes(stage));
 }
 
+/** `CCCI_GIT_BASE`: an absolute http(s), ssh, git or file URL; trailing slashes dropped. */
+function parseGitBase(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || !['https:', 'http:', 'ssh:', 'git:', 'file:'].includes(url.protocol) || /[\s\0]/.test(text)) {
+    throw new InputError(`CCCI_GIT_BASE must be an http(s), ssh, git or file URL such as https://git.autonomic.zone, got ${JSON.stringify(text)}`);
+  }
+  return text.replace(/\/+$/, '');
+}
+
 function positiveInt(name: string, text: string): number {
   if (!/^[1-9][0-9]{0,6}$/.test(text)) throw new InputError(`${name} must be a whole number of seconds, got ${JSON.stringify(text)}`);
   return Number(text);
@@ -83,7 +97,12 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
   if (src !== null && !/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(src)) {
     throw new InputError(`SRC must be OWNER/REPO, got ${JSON.stringify(src)}`);
   }
-  const gitBase = env.CCCI_GIT_BASE || 'https://git.autonomic.zone';
+  const gitBase = parseGitBase(env.CCCI_GIT_BASE || 'https://git.autonomic.zone');
+  const token = env.CCCI_GIT_TOKEN || undefined;
+  // Sent as an HTTP header: a line break would end the header early. Never shown: it is a secret.
+  if (token !== undefined && /[\0-\x1f\x7f]/.test(token)) {
+    throw new InputError('CCCI_GIT_TOKEN contains a control character (line break, tab, NUL, ...); its value is not shown');
+  }
   let server: string;
   try {
     server = abraServer();
@@ -96,8 +115,8 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     pr,
     src,
     stages: parseStages(values.stages ?? env.STAGES ?? STAGES.join(',')),
-    gitBase: gitBase.replace(/\/+$/, ''),
-    token: env.CCCI_GIT_TOKEN || undefined,
+    gitBase,
+    token,
     server,
     convergeTimeoutMs: positiveInt('CCCI_CONVERGE_TIMEOUT_SECONDS', env.CCCI_CONVERGE_TIMEOUT_SECONDS ?? '600') * 1000,
   };
