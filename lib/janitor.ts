@@ -15,9 +15,9 @@
 import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 
 import { DEFAULT_DEADLINE_SECONDS, MAX_LIFETIME_SECONDS } from './lifetime.js';
-import { domainOfLockfile, holderOf, listLockfiles, lockDir, lockHolders, parseProcLocks } from './lock.js';
+import { domainOfLockfile, holderOf, legacyLockDir, listLockfiles, lockDir, lockHolders, parseProcLocks } from './lock.js';
 import { InputError, runAppPattern } from './naming.js';
-import { LOCK_EX, LOCK_NB, LOCK_SH, flock, openLockFile, sameFile } from './native.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, openLockFile, sameFile } from './native.js';
 
 /** A lock held past twice the hard deadline: no healthy run lives that long. */
 export interface LongHeld {
@@ -139,6 +139,7 @@ class Sweep {
   private dirError: string | null = null;
   private listed: Set<string> | undefined;
   private deletedButHeld: Set<string> | undefined;
+  private readonly legacyDir = legacyLockDir();
 
   constructor(
     private readonly dir: string,
@@ -177,6 +178,7 @@ class Sweep {
     const path = `${this.dir}/${PREFIX}${domain}${SUFFIX}`;
     let fd = -1;
     try {
+      if (this.heldAtLegacyPath(domain)) return;
       fd = this.open(domain, path);
       if (fd < 0) return; // decided without a lock: reported by open()
       if (!flock(fd, this.probeOp)) {
@@ -203,6 +205,31 @@ class Sweep {
     } finally {
       if (fd >= 0) closeSync(fd);
     }
+  }
+
+  // During a move to a private lock dir, a run of an older runner holds its lock in the old shared
+  // dir only: held there means live, whatever the private dir says. Never creates a lockfile there.
+  private heldAtLegacyPath(domain: string): boolean {
+    if (this.legacyDir === null) return false;
+    const path = `${this.legacyDir}/${PREFIX}${domain}${SUFFIX}`;
+    let fd: number;
+    try {
+      fd = openLockFile(path, false);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+    try {
+      if (flock(fd, LOCK_SH | LOCK_NB)) {
+        flock(fd, LOCK_UN);
+        return false;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.log(`   janitor: ${domain} — lock held at the legacy path ${path} by a live run, leaving it`);
+    this.report.live.push(domain);
+    return true;
   }
 
   // Opens the candidate's lockfile, creating it when absent (post-reboot: an orphan whose lock

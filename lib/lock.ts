@@ -3,7 +3,7 @@
 // dies: the kernel releases the lock when the last fd goes. There is deliberately no unlock.
 //
 // Same path and lock type as the Python runner and flock(1), so all three interoperate.
-import { closeSync, futimesSync, readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, closeSync, futimesSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { assertDomain } from './naming.js';
@@ -21,10 +21,55 @@ export function lockDir(): string {
   return process.env.CCCI_APP_LOCK_DIR || DEFAULT_LOCK_DIR;
 }
 
+/**
+ * `CCCI_LEGACY_LOCK_DIR`, for the move to a private lock dir: the old shared dir (`/run/lock`),
+ * where runners that still use it (the Python runner, an older cc-ci) hold their locks. When set,
+ * a run holds its lock there too and the janitor treats a lock held there as a live run. Null when
+ * unset or the same as the lock dir.
+ */
+export function legacyLockDir(): string | null {
+  const legacy = process.env.CCCI_LEGACY_LOCK_DIR;
+  return legacy && legacy !== lockDir() ? legacy : null;
+}
+
+/** `cc-ci-app-<domain>.lock`, after validating the domain. */
+export function lockfileName(domain: string): string {
+  assertDomain(domain);
+  return `${PREFIX}${domain}${SUFFIX}`;
+}
+
 /** `<lockDir()>/cc-ci-app-<domain>.lock`, after validating the domain. */
 export function lockPath(domain: string): string {
-  assertDomain(domain);
-  return join(lockDir(), `${PREFIX}${domain}${SUFFIX}`);
+  return join(lockDir(), lockfileName(domain));
+}
+
+/**
+ * Makes sure the lock dir can be trusted, creating it 0755 (whatever the umask) when it is missing
+ * and its parent exists. Refuses a path that is not a directory, and a directory that others may
+ * write to without the sticky bit (they could swap lockfiles under a run). A sticky, world-writable
+ * dir such as /run/lock is accepted: lockfiles there are opened without following symlinks and
+ * must be regular files we own, so a planted file blocks nothing and tricks no janitor.
+ */
+export function ensureLockDir(): string {
+  const dir = lockDir();
+  try {
+    mkdirSync(dir, { mode: 0o755 });
+    chmodSync(dir, 0o755);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw lockDirError(dir, 'does not exist and its parent is missing too');
+    if (code !== 'EEXIST') throw lockDirError(dir, `cannot be created (${code})`);
+  }
+  const stat = statSync(dir);
+  if (!stat.isDirectory()) throw lockDirError(dir, 'is not a directory');
+  if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) {
+    throw lockDirError(dir, `is writable by others without the sticky bit (mode ${(stat.mode & 0o7777).toString(8)})`);
+  }
+  return dir;
+}
+
+function lockDirError(dir: string, why: string): Error {
+  return Object.assign(new Error(`cc-ci: lock dir ${dir} ${why} (CCCI_APP_LOCK_DIR)`), { code: 'ERR_CCCI_LOCK_DIR', path: dir });
 }
 
 /** The domain a lockfile name stands for, or null for any other file. */
@@ -65,7 +110,15 @@ export interface AcquireOptions {
  * one the path names; if a janitor unlinked it meanwhile, it starts over on the live path.
  */
 export async function acquireAppLock(domain: string, options: AcquireOptions = {}): Promise<HeldLock> {
-  const path = lockPath(domain);
+  const legacy = legacyLockDir();
+  // Always the legacy lock first: every cc-ci run takes the two in the same order, so none can
+  // hold one while waiting for the other's holder.
+  if (legacy !== null) await acquireAt(domain, join(legacy, lockfileName(domain)), options);
+  ensureLockDir();
+  return acquireAt(domain, lockPath(domain), options);
+}
+
+async function acquireAt(domain: string, path: string, options: AcquireOptions): Promise<HeldLock> {
   for (;;) {
     const already = held.get(path);
     if (already) return already;

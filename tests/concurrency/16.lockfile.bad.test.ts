@@ -78,11 +78,15 @@ describe('lockfile creation and ownership', () => {
     await expect(acquireAppLock(DOMAIN)).rejects.toMatchObject({ code: 'EPERM' });
   });
 
-  it('says the lock dir is missing when it is, and probes it as absent', async () => {
+  it('probes a missing lock dir as absent, and says so when even its parent is missing', async () => {
     const dir = lockDir();
     rmSync(dir, { recursive: true });
     expect(probeLock(DOMAIN)).toBe('absent');
-    await expect(acquireAppLock(DOMAIN)).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining(`lock dir ${dir} does not exist`) });
+    process.env.CCCI_APP_LOCK_DIR = `${dir}/nested/cc-ci`;
+    await expect(acquireAppLock(DOMAIN)).rejects.toMatchObject({
+      code: 'ERR_CCCI_LOCK_DIR',
+      message: expect.stringContaining(`lock dir ${dir}/nested/cc-ci does not exist and its parent is missing too`),
+    });
   });
 
   it('refuses a domain that could escape the lock dir before touching the filesystem', async () => {
