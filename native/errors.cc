@@ -150,20 +150,22 @@ bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64
     ThrowType(env, name, "number", value);
     return false;
   }
+  // The good path, without a libm call: in range, and an integer.
+  if (number >= static_cast<double>(min) && number <= static_cast<double>(max) &&
+      static_cast<double>(static_cast<int64_t>(number)) == number) {
+    *out = static_cast<int64_t>(number);
+    return true;
+  }
   if (std::floor(number) != number) {  // NaN and ±Infinity fail this too
     Throw(env, true, "ERR_OUT_OF_RANGE",
           std::string("The value of \"") + name + "\" is out of range. It must be an integer. Received " +
               StringOf(env, value));
     return false;
   }
-  if (number < static_cast<double>(min) || number > static_cast<double>(max)) {
-    Throw(env, true, "ERR_OUT_OF_RANGE",
-          std::string("The value of \"") + name + "\" is out of range. It must be >= " + std::to_string(min) +
-              " && <= " + std::to_string(max) + ". Received " + StringOf(env, value));
-    return false;
-  }
-  *out = static_cast<int64_t>(number);
-  return true;
+  Throw(env, true, "ERR_OUT_OF_RANGE",
+        std::string("The value of \"") + name + "\" is out of range. It must be >= " + std::to_string(min) +
+            " && <= " + std::to_string(max) + ". Received " + StringOf(env, value));
+  return false;
 }
 
 bool FdArg(napi_env env, napi_value value, int* fd) {
