@@ -57,7 +57,7 @@ function makeDir(path: string, what: string): void {
     mkdirSync(path, { recursive: true });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    throw new InputError(`${what} ${path} cannot be created: ${e.code ?? ''} ${e.message}`.trim());
+    throw new InputError(`${what} ${path} cannot be created: ${e.message || e.code}`);
   }
 }
 
@@ -76,7 +76,8 @@ export function setupRunAbraDir(log: (line: string) => void = () => {}): string 
     const link = join(dir, shared);
     let existing: string | null = null;
     try {
-      existing = lstatSync(link).isSymbolicLink() ? readlinkSync(link) : '(not a symlink)';
+      if (!lstatSync(link).isSymbolicLink()) throw new InputError(`per-run ${link} is not a symlink to ${target}: refusing to use it`);
+      existing = readlinkSync(link);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
