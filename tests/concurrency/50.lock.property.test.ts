@@ -23,7 +23,7 @@
 //
 // The seed is printed (CCCI_PROP_SEED replays it); CCCI_PROP_STEPS changes the step count.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -151,14 +151,19 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
-/** flock(1) as an outside observer: can it take the lock on `path` right now? Never creates it. */
+// flock(1) on a descriptor the shell opened without O_CREAT: exit 0 free, 200 held, 3 no such file.
+const SH_FLOCK = 'flock -n -x -E 200 9 9<"$0" 2>/dev/null; s=$?; [ $s = 0 ] || [ $s = 200 ] || exit 3; exit $s';
+
+/**
+ * flock(1) as an outside observer: can it take the lock on `path` right now? The shell opens the
+ * file without O_CREAT (`flock <path>` would create a missing one); -E 200 marks "busy".
+ */
 function flockCanTake(path: string): boolean {
-  // -E 200: a distinct code for "busy", so a missing file (status 1 + message) is told apart.
-  const result = spawnSync('flock', ['-n', '-E', '200', '-x', path, 'true'], { encoding: 'utf8', timeout: 10_000 });
+  const result = spawnSync('sh', ['-c', SH_FLOCK, path], { encoding: 'utf8', timeout: 10_000 });
   if (result.error) throw result.error;
   if (result.status === 200) return false;
   if (result.status === 0) return true;
-  throw new Error(`flock(1) on ${path} failed: ${result.status} ${result.stderr}`);
+  throw new Error(`flock(1) on ${path} failed: ${result.status === 3 ? 'no such file' : result.status} ${result.stderr}`);
 }
 
 /** The FLOCK lock open file `fd` of `pid` holds, from /proc/<pid>/fdinfo: `{type, ino}` or null. */
