@@ -20,6 +20,15 @@ export class InputError extends Error {
   }
 }
 
+/** A bad value as an error message shows it: strings quoted, anything else by type and value, never a throw. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 /** `CCCI_BASE_DOMAIN`, read at call time; default `ci.commoninternet.net`. */
 export function baseDomain(): string {
   const base = process.env.CCCI_BASE_DOMAIN || DEFAULT_BASE_DOMAIN;
@@ -35,7 +44,7 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
  * in the error.
  */
 export function assertDomain(domain: unknown, what = 'domain'): asserts domain is string {
-  const shown = JSON.stringify(domain);
+  const shown = show(domain);
   if (typeof domain !== 'string' || domain.length === 0) throw new InputError(`${what} must be a non-empty string, got ${shown}`);
   if (domain.length > 253) throw new InputError(`${what} is ${domain.length} characters long (at most 253): ${shown}`);
   if (domain.includes('/') || domain.includes('\0')) throw new InputError(`${what} must not contain '/' or NUL: ${shown}`);
@@ -48,7 +57,7 @@ export function assertDomain(domain: unknown, what = 'domain'): asserts domain i
 
 /** A recipe name as abra knows it: 1-100 of a-z, 0-9, `-` and `_`, starting with a letter or digit. */
 export function assertRecipe(recipe: unknown): asserts recipe is string {
-  const shown = JSON.stringify(recipe);
+  const shown = show(recipe);
   if (typeof recipe !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,99}$/.test(recipe)) {
     throw new InputError(`recipe name must be 1-100 characters of a-z, 0-9, '-' and '_' (no path characters): ${shown}`);
   }
@@ -62,9 +71,9 @@ export function assertRecipe(recipe: unknown): asserts recipe is string {
 export function appDomain(recipe: string, pr: string | number, ref: string): string {
   assertRecipe(recipe);
   if (typeof pr === 'number' ? !Number.isSafeInteger(pr) || pr < 0 : typeof pr !== 'string') {
-    throw new InputError(`PR must be a PR number or a string, got ${JSON.stringify(pr)}`);
+    throw new InputError(`PR must be a PR number or a string, got ${show(pr)}`);
   }
-  if (typeof ref !== 'string') throw new InputError(`ref must be a string, got ${JSON.stringify(ref)}`);
+  if (typeof ref !== 'string') throw new InputError(`ref must be a string, got ${show(ref)}`);
   const digest = createHash('sha1').update(`${recipe}|${pr}|${ref}`).digest('hex');
   const prefix = recipe.slice(0, 4).replace(/[^a-z0-9]/g, '');
   const domain = `${prefix}-${digest.slice(0, 6)}.${baseDomain()}`;

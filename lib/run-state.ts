@@ -2,7 +2,7 @@
 //
 // Keyed by run id + pid, never by app domain: a second run of the same domain runs its preamble
 // before it blocks on the app lock, so domain-keyed files would be reset under the live first run.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -71,4 +71,31 @@ export function writeOpState(patch: Record<string, unknown>): void {
 /** Removes the run's state files (a normal end). */
 export function removeRunState(files: RunStateFiles): void {
   for (const path of Object.values(files)) rmSync(path, { force: true });
+}
+
+const STATE_FILE = /^ccci-(?:deploys|opstate\.json|deps\.json|depskip\.txt)-.+-(\d+)$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the state files of runs whose process is gone (a SIGKILLed run cannot remove its own).
+ * Keyed by pid, so a live run's files are never touched; returns the paths removed.
+ */
+export function removeStaleRunState(): string[] {
+  const removed: string[] = [];
+  for (const name of readdirSync(tmpdir())) {
+    const match = STATE_FILE.exec(name);
+    if (!match || alive(Number(match[1]))) continue;
+    const path = join(tmpdir(), name);
+    rmSync(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
 }

@@ -35,8 +35,8 @@ export interface Abra {
 }
 
 /** `CCCI_SERVER`, the abra server the apps live on; default `default` (the local swarm). */
-export function abraServer(): string {
-  const server = process.env.CCCI_SERVER || 'default';
+export function abraServer(env: NodeJS.ProcessEnv = process.env): string {
+  const server = env.CCCI_SERVER || 'default';
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(server) || server.includes('..')) {
     throw new InputError(`CCCI_SERVER must be a plain server name, got ${JSON.stringify(server)}`);
   }

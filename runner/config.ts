@@ -105,7 +105,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
   }
   let server: string;
   try {
-    server = abraServer();
+    server = abraServer(env);
   } catch (error) {
     throw new InputError((error as Error).message);
   }

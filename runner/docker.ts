@@ -10,7 +10,7 @@ export interface DockerContext {
   signal?: AbortSignal;
 }
 
-export type ResourceKind = 'service' | 'volume' | 'secret' | 'container';
+export type ResourceKind = 'service' | 'volume' | 'secret' | 'network' | 'container';
 
 export interface ServiceState {
   name: string;
@@ -54,7 +54,7 @@ export interface Docker {
   /** The first volume mount point of a container, or null when it has none. */
   volumeMount(container: string): Promise<string | null>;
   removeStack(stack: string): Promise<void>;
-  /** Removes the stack's volumes and secrets, waiting for its containers to go first. */
+  /** Removes the stack's volumes, secrets and networks (call once its containers are gone). */
   removeLeftovers(stack: string): Promise<void>;
 }
 
@@ -70,6 +70,7 @@ export function dockerClient(context: DockerContext): Docker {
       service: ['service', 'ls', '--filter', `name=${prefix}`, '--format', '{{.Name}}'],
       volume: ['volume', 'ls', '--filter', `name=${prefix}`, '--format', '{{.Name}}'],
       secret: ['secret', 'ls', '--filter', `name=${prefix}`, '--format', '{{.Name}}'],
+      network: ['network', 'ls', '--filter', `name=${prefix}`, '--format', '{{.Name}}'],
       container: ['ps', '-a', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{.Names}}'],
     };
     const out = await docker(list[kind]);
@@ -149,7 +150,9 @@ export function dockerClient(context: DockerContext): Docker {
       });
     },
     removeLeftovers: async (stack) => {
-      for (const kind of ['volume', 'secret'] as const) {
+      // `docker stack rm` removes networks asynchronously and gives up on one a dying task still
+      // uses, so a network can outlive its stack: remove what is left.
+      for (const kind of ['volume', 'secret', 'network'] as const) {
         const left = await names(kind, stack);
         if (left.length) {
           context.log(`  removing ${kind}s of ${stack}: ${left.join(', ')}`);

@@ -7,7 +7,7 @@ import { janitor } from '../lib/janitor.js';
 import { installLifetimeGuards, type RunAbortedError } from '../lib/lifetime.js';
 import { heldAppLocks } from '../lib/lock.js';
 import { appDomain, stackName } from '../lib/naming.js';
-import { createRunState, removeRunState } from '../lib/run-state.js';
+import { createRunState, removeRunState, removeStaleRunState } from '../lib/run-state.js';
 import { abraClient } from './abra.js';
 import type { RunConfig } from './config.js';
 import { deployApp } from './deploy.js';
@@ -79,6 +79,8 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     setupRunAbraDir(log);
     const state = createRunState();
     lifetime.onTeardown(() => removeRunState(state));
+    const stale = removeStaleRunState();
+    if (stale.length) log(`== removed ${stale.length} state files of runs that died: ${stale.join(', ')} ==`);
     const tools = { abra: abraClient({ server: config.server, log, signal }), docker: dockerClient({ log, signal }), log };
 
     const tree = await fetchRecipe({ ...config, ref: config.ref ?? undefined, src: config.src ?? undefined, abra: tools.abra, log, signal });

@@ -1,4 +1,4 @@
-// Tearing an app down: undeploy, remove the app (its .env), its volumes and secrets, and check
+// Tearing an app down: undeploy, remove the app (its .env), its volumes, secrets and networks, and check
 // nothing is left. Tolerates a half-gone app, so the janitor can use it on any orphan and a run
 // can use it on the leftovers of a run that died while it waited for the lock.
 import { existsSync } from 'node:fs';
@@ -12,6 +12,7 @@ export interface Residual {
   services: string[];
   volumes: string[];
   secrets: string[];
+  networks: string[];
   env: string[];
 }
 
@@ -31,7 +32,7 @@ export interface TeardownTools {
   log: Log;
 }
 
-/** What the app still has: services, volumes, secrets, .env. */
+/** What the app still has: services, volumes, secrets, networks, .env. */
 export async function residual(domain: string, { abra, docker }: TeardownTools): Promise<Residual> {
   const stack = stackName(domain);
   const envPath = abra.envPath(domain);
@@ -39,6 +40,7 @@ export async function residual(domain: string, { abra, docker }: TeardownTools):
     services: await docker.names('service', stack),
     volumes: await docker.names('volume', stack),
     secrets: await docker.names('secret', stack),
+    networks: await docker.names('network', stack),
     env: existsSync(envPath) ? [envPath] : [],
   };
 }
@@ -67,7 +69,7 @@ export async function teardownApp(domain: string, tools: TeardownTools, verify =
   if (before.env.length && before.services.length) await attempt('abra app undeploy', () => abra.appUndeploy(domain));
   await attempt('docker stack rm', () => docker.removeStack(stack));
   if (before.env.length) await attempt('abra app remove', () => abra.appRemove(domain));
-  await attempt('removing volumes and secrets', () => docker.removeLeftovers(stack));
+  await attempt('removing volumes, secrets and networks', () => docker.removeLeftovers(stack));
   abra.removeEnv(domain);
   if (!verify) return;
   const left = await residual(domain, tools);

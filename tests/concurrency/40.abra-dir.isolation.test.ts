@@ -1,12 +1,12 @@
 // Per-run ABRA_DIR (Python cases 17-19) and run-keyed state files (case 20).
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { abraDir, recipeDir, runId, setupRunAbraDir } from '../../lib/abra-dir.js';
-import { runStatePath } from '../../lib/run-state.js';
+import { removeStaleRunState, runStatePath } from '../../lib/run-state.js';
 import { startHelper, tempDir, useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();
@@ -111,6 +111,22 @@ describe('run-state files', () => {
     const path = runStatePath('deploys');
     expect(path).toMatch(new RegExp(`ccci-deploys-build-17-${process.pid}$`));
     expect(path).not.toContain('ci.example');
+  });
+
+  it('of a dead run are removed by the next one; a live run keeps its own', () => {
+    const dead = execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim();
+    const deadFile = runStatePath('deploys').replace(new RegExp(`-${process.pid}$`), `-${dead}`);
+    writeFileSync(deadFile, '1');
+    const liveFile = runStatePath('opstate.json');
+    writeFileSync(liveFile, '{}');
+    try {
+      expect(removeStaleRunState()).toContain(deadFile);
+      expect(existsSync(deadFile)).toBe(false);
+      expect(existsSync(liveFile)).toBe(true);
+    } finally {
+      rmSync(liveFile, { force: true });
+      rmSync(deadFile, { force: true });
+    }
   });
 
   it('keep two same-domain runs apart: each counts one deploy, the first one ending removes only its own', async () => {

@@ -56,6 +56,6 @@ describe('run configuration at the boundary', () => {
   it('reports a bad CCCI_SERVER as an InputError wherever it is read', () => {
     process.env.CCCI_SERVER = '../other';
     expect(refusal(() => abraServer()).message).toBe('CCCI_SERVER must be a plain server name, got "../other"');
-    expect(refusal(() => parseRunConfig([], { RECIPE: 'x' })).message).toBe('CCCI_SERVER must be a plain server name, got "../other"');
+    expect(refusal(() => parseRunConfig([], { RECIPE: 'x', CCCI_SERVER: '../other' })).message).toBe('CCCI_SERVER must be a plain server name, got "../other"');
   });
 });

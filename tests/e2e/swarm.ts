@@ -41,7 +41,7 @@ export interface World {
   runs: string;
   locks: string;
   env: NodeJS.ProcessEnv;
-  /** Names (stack, volume, secret, service) that belong to this world's apps. */
+  /** Names (stack, volume, secret, network) that belong to this world's apps. */
   leftovers(): Promise<string[]>;
 }
 
@@ -86,6 +86,7 @@ function makeWorld(recipes: string[]): World {
         ...(await names(['stack', 'ls', '--format', '{{.Name}}'])),
         ...(await names(['volume', 'ls', '--format', '{{.Name}}'])),
         ...(await names(['secret', 'ls', '--format', '{{.Name}}'])),
+        ...(await names(['network', 'ls', '--format', '{{.Name}}'])),
       ].filter((name) => name.includes(marker)),
   };
 }

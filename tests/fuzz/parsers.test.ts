@@ -77,7 +77,9 @@ function recipeOk(recipe: unknown): boolean {
   return recipe[0] !== '-' && recipe[0] !== '_';
 }
 
+// How the validators show a bad input: strings quoted, numbers as themselves (NaN, Infinity too).
 function shown(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   try {
     return String(JSON.stringify(value));
   } catch {
