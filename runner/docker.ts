@@ -59,6 +59,7 @@ export interface Docker {
 }
 
 const POLL_MS = 1_000;
+const NETWORK_SETTLE_MS = 60_000;
 
 export function dockerClient(context: DockerContext): Docker {
   const docker = async (args: string[], timeoutMs = 120_000): Promise<string> =>
@@ -150,15 +151,25 @@ export function dockerClient(context: DockerContext): Docker {
       });
     },
     removeLeftovers: async (stack) => {
-      // `docker stack rm` removes networks asynchronously and gives up on one a dying task still
-      // uses, so a network can outlive its stack: remove what is left.
-      for (const kind of ['volume', 'secret', 'network'] as const) {
+      for (const kind of ['volume', 'secret'] as const) {
         const left = await names(kind, stack);
         if (left.length) {
           context.log(`  removing ${kind}s of ${stack}: ${left.join(', ')}`);
           await docker([kind, 'rm', ...left]);
         }
       }
+      // Networks settle late: a `docker stack rm` cut short leaves one that swarm hides while its
+      // removal is pending and shows again when that removal fails. Remove until the stack has had
+      // none for three checks in a row.
+      let quiet = 0;
+      await until(`networks of ${stack} were not removed`, NETWORK_SETTLE_MS, async () => {
+        const left = await names('network', stack);
+        if (left.length === 0) return ++quiet >= 3 ? null : 'settling';
+        quiet = 0;
+        context.log(`  removing networks of ${stack}: ${left.join(', ')}`);
+        await exec('docker', ['network', 'rm', ...left], { signal: context.signal, quiet: true }).catch(() => undefined);
+        return `still there: ${left.join(', ')}`;
+      });
     },
   };
 }
