@@ -134,7 +134,9 @@ check() { # variant property
   else
     result=error # timed out, crashed, out of memory
   fi
-  states="$(grep -oE '^ *[0-9]+ states, stored' "$out" | grep -oE '[0-9]+' || echo '?')"
+  # pan writes large counts as 1.331857e+08
+  states="$(grep -oE '^ *[0-9.e+]+ states, stored' "$out" | awk '{ printf "%d", $1 }')"
+  [ -n "$states" ] || states='?'
   echo "$result $states $(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.1f", b - a }')" >"$dir/result"
   if [ "$result" = counterexample ] && [ -f "$dir/lock-protocol.pml.trail" ]; then
     # -S: only the model's own printf narration; everything after "trail ends" is pan's state dump.
