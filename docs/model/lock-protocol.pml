@@ -22,7 +22,7 @@
  *   NO_LEFTOVER_REMOVAL    a run does not remove a dead predecessor's app before `abra app new`
  *   HUNG_TEARDOWN          a janitor's teardown may hang forever (no timeout on its commands)
  *   PARTIAL_DISCOVERY      discovery sees the app by its .env and services only, as the real
- *                          discoverApps does, so volumes and secrets left by a teardown cut short
+ *                          discoverApps does, so volumes, secrets and networks left by a teardown cut short
  *                          after `abra app remove` are invisible to every janitor
  *   CHILD_SURVIVES         not a rule removed but an assumption dropped: the abra/docker subprocess
  *                          doing an app mutation may finish it after its parent (run or janitor)
@@ -60,14 +60,15 @@ bool live[NP + 1];      /* started, not exited, not killed. Every process runs `
 byte kills = 0;
 
 byte app = 0;           /* the app's state on the host: bit(r) when run r's install is in it */
-byte residue = 0;       /* PARTIAL_DISCOVERY: the part of it discovery cannot see (volumes, secrets);
+byte residue = 0;       /* PARTIAL_DISCOVERY: the part of it discovery cannot see (volumes, secrets,
+                           networks);
                            in the other models discovery sees every part, so this stays 0 */
 #define STATE (app | residue)
 byte livemask = 0;      /* bit(r) for every live run r */
 
 #define NEWAPP 1        /* abra app new + abra app deploy */
-#define RMAPP  2        /* teardownApp: undeploy, stack rm, app remove, volumes, secrets */
-#define RMRES  3        /* PARTIAL_DISCOVERY: teardownApp's last part, volumes and secrets */
+#define RMAPP  2        /* teardownApp: undeploy, stack rm, app remove, volumes, secrets, networks */
+#define RMRES  3        /* PARTIAL_DISCOVERY: teardownApp's last part: volumes, secrets, networks */
 byte pending[NP + 1];   /* CHILD_SURVIVES: the mutation p's subprocess is still carrying out */
 
 /* ---- what the processes believe, and what the properties watch --------------------------------- */
@@ -182,7 +183,7 @@ inline land(p, op) {
 #else
      skip
 #endif
-  :: op == RMAPP ->               /* under PARTIAL_DISCOVERY: all but the volumes and secrets */
+  :: op == RMAPP ->               /* under PARTIAL_DISCOVERY: all but volumes, secrets, networks */
      if
      :: (app & livemask & ~bit(p)) != 0 -> torn_live = 1
      :: else
@@ -227,9 +228,9 @@ inline mutate(me, op) {
     pending[me] = 0
   }
 #ifdef PARTIAL_DISCOVERY
-  /* teardownApp's last step, removeLeftovers (volumes, secrets): tried even if an earlier one failed */
+  /* teardownApp's last step, removeLeftovers (volumes, secrets, networks): tried even if an earlier one failed */
   if
-  :: op == RMAPP -> d_step { land(me, RMRES); printf("%c%d removes volumes and secrets; ", who(me), me) }
+  :: op == RMAPP -> d_step { land(me, RMRES); printf("%c%d removes volumes, secrets, networks; ", who(me), me) }
   :: else
   fi
 #endif
