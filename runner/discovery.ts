@@ -63,7 +63,7 @@ export function parseAbraAppLs(stdout: string): string[] {
   return [...names];
 }
 
-/** Run-app domains behind `docker service ls --format '{{.Name}}'` lines. */
+/** Run-app domains behind `docker service|volume|secret|network ls --format '{{.Name}}'` lines (`<stack>_<name>`). */
 export function domainsOfServices(stdout: string, base = baseDomain()): string[] {
   const domains = new Set<string>();
   for (const line of stdout.split('\n')) {
@@ -73,15 +73,24 @@ export function domainsOfServices(stdout: string, base = baseDomain()): string[]
   return [...domains];
 }
 
-/** Every app name abra knows plus every run-app stack docker runs, sorted, without duplicates. */
+/**
+ * Every app name abra knows, plus every run-app stack that still owns a docker service, volume,
+ * secret or network: a teardown cut short after `abra app remove` took the `.env` (and the
+ * services) must still be found, or what it left would outlive every sweep. Sorted, no duplicates.
+ */
 export async function discoverApps(context: Partial<HookContext> = {}): Promise<string[]> {
   const base = baseDomain();
-  const options = { signal: context.signal, quiet: true, timeoutMs: LIST_TIMEOUT_MS };
-  const [abra, docker] = await Promise.all([
-    exec('abra', ['app', 'ls', '--machine'], { ...options, tag: '[abra]' }),
-    exec('docker', ['service', 'ls', '--format', '{{.Name}}'], { ...options, tag: '[docker]' }),
-  ]);
-  return [...new Set([...parseAbraAppLs(abra.stdout), ...domainsOfServices(docker.stdout, base)])].sort();
+  const options = { signal: context.signal, quiet: true, timeoutMs: LIST_TIMEOUT_MS, tag: '[docker]' };
+  const listDocker = async (): Promise<string[]> => {
+    const names: string[] = [];
+    for (const kind of ['service', 'volume', 'secret', 'network']) {
+      names.push((await exec('docker', [kind, 'ls', '--format', '{{.Name}}'], options)).stdout);
+    }
+    return names;
+  };
+  const [abra, docker] = await Promise.all([exec('abra', ['app', 'ls', '--machine'], { ...options, tag: '[abra]' }), listDocker()]);
+  const stacks = docker.flatMap((listing) => domainsOfServices(listing, base));
+  return [...new Set([...parseAbraAppLs(abra.stdout), ...stacks])].sort();
 }
 
 /** The janitor's hooks on a real host: abra + docker discovery, the runner's teardown (verified). */

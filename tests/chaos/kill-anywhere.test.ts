@@ -151,7 +151,7 @@ async function residue(world: World, domain: string): Promise<string[]> {
   ];
   if (existsSync(envFile(world, domain))) left.push(`.env ${envFile(world, domain)}`);
   const lockfile = join(world.locks, `cc-ci-app-${domain}.lock`);
-  const state = lockState(lockfile);
+  const state = settledLockState(lockfile);
   if (state !== 'absent') left.push(`${state === 'free' ? 'unheld' : 'HELD'} lockfile ${lockfile}`);
   return left;
 }
@@ -169,6 +169,20 @@ function lockState(path: string): 'absent' | 'free' | 'held' {
   if (probe.status === 200) return 'held';
   if (probe.status === 0) return 'free';
   throw new Error(`flock(1) on ${path}: exit ${probe.status} ${String(probe.stderr)}`);
+}
+
+/**
+ * The lock state once transient holders are gone: the other lane's runs start with a janitor
+ * sweep, which holds every candidate's lock for the moment of its probe. A leaked holder stays.
+ */
+function settledLockState(path: string): 'absent' | 'free' | 'held' {
+  const deadline = Date.now() + 5_000;
+  let state = lockState(path);
+  while (state === 'held' && Date.now() < deadline) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    state = lockState(path);
+  }
+  return state;
 }
 
 async function networksOf(domain: string): Promise<string[]> {

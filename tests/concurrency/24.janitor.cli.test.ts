@@ -144,7 +144,13 @@ describe('cc-ci janitor', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/^janitor \(dry run: nothing changed\): 1 to reap, 0 live, 0 skipped, 0 to tidy/);
     expect(stdout).toMatch(new RegExp(`^  would reap +${domain.replaceAll('.', '\\.')}$`, 'm'));
-    expect(host.calls()).toEqual(['abra app ls --machine', 'docker service ls --format {{.Name}}']);
+    expect(host.calls().sort()).toEqual([
+      'abra app ls --machine',
+      'docker network ls --format {{.Name}}',
+      'docker secret ls --format {{.Name}}',
+      'docker service ls --format {{.Name}}',
+      'docker volume ls --format {{.Name}}',
+    ]);
     expect(probeLock(domain)).toBe('free');
   });
 
