@@ -7,27 +7,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile } from '../../lib/native.js';
-import { fdLock, flockCanTake, timed, waitersOf } from '../helpers/kernel-locks.js';
-import { eventually, startProcess, tempDir, useHelpers } from '../support/processes.js';
+import { fdLock, flockCanTake, heldElsewhere, timed, waitersOf } from '../helpers/kernel-locks.js';
+import { eventually, tempDir, useHelpers } from '../support/processes.js';
 
 useHelpers();
-
-/**
- * A lockfile held exclusively by a separate `flock(1)` process until the test's cleanup kills it.
- * `-o`: its command does not inherit the lock, so the lock goes exactly when flock(1) exits.
- */
-async function heldElsewhere(): Promise<{ path: string; release: () => Promise<void> }> {
-  const path = join(tempDir(), 'held.lock');
-  const holder = startProcess('flock', ['-x', '-o', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
-  await holder.waitFor('HELD');
-  return {
-    path,
-    release: async () => {
-      process.kill(-holder.pid, 'SIGKILL');
-      await holder.exited;
-    },
-  };
-}
 
 /** Resolves once the kernel has our wait queued on `path`. */
 function queued(path: string, count = 1): Promise<unknown> {

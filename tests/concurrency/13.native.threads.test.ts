@@ -2,29 +2,15 @@
 // pool. So 64 pending waits leave fs calls and timers running, a process with waits pending still
 // ends at process.exit(), and a worker thread with a wait pending can be terminated.
 import { closeSync, promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 import { describe, expect, it } from 'vitest';
 
 import { LOCK_EX, LOCK_SH, flockWait, openLockFile } from '../../lib/native.js';
-import { fdLock, flockCanTake, waitersOf } from '../helpers/kernel-locks.js';
-import { eventually, startHelper, startProcess, tempDir, useHelpers } from '../support/processes.js';
+import { fdLock, flockCanTake, heldElsewhere, waitersOf } from '../helpers/kernel-locks.js';
+import { eventually, startHelper, useHelpers } from '../support/processes.js';
 
 useHelpers();
-
-async function heldElsewhere(): Promise<{ path: string; release: () => Promise<void> }> {
-  const path = join(tempDir(), 'held.lock');
-  const holder = startProcess('flock', ['-x', '-o', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
-  await holder.waitFor('HELD');
-  return {
-    path,
-    release: async () => {
-      process.kill(-holder.pid, 'SIGKILL');
-      await holder.exited;
-    },
-  };
-}
 
 describe('a pending wait', () => {
   it('64 of them in one process leave fs.promises.readFile prompt, and all wake when the holder goes', async () => {

@@ -3,6 +3,9 @@
 // on what our own code believes.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { startProcess, tempDir } from '../support/processes.js';
 
 export interface KernelLock {
   pid: number;
@@ -62,4 +65,22 @@ export async function timed<T>(promise: Promise<T>): Promise<{ ms: number; value
   } catch (error) {
     return { ms: performance.now() - t0, error };
   }
+}
+
+/**
+ * A lockfile held exclusively by a separate `flock(1)` process until `release()` or the test's
+ * cleanup kills it. `-o`: its command does not inherit the lock, so the lock goes exactly when
+ * flock(1) exits.
+ */
+export async function heldElsewhere(): Promise<{ path: string; release: () => Promise<void> }> {
+  const path = join(tempDir(), 'held.lock');
+  const holder = startProcess('flock', ['-x', '-o', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
+  await holder.waitFor('HELD');
+  return {
+    path,
+    release: async () => {
+      process.kill(-holder.pid, 'SIGKILL');
+      await holder.exited;
+    },
+  };
 }
