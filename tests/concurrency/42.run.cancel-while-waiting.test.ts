@@ -35,7 +35,7 @@ describe('cc-ci run and the app lock', () => {
     expect(await waiter.exited, waiter.output()).toEqual({ code: 143, signal: null });
     expect(waiter.output()).toContain('== SIGTERM received — tearing down ==');
     // Nothing of the holder's app was touched: no teardown call of any kind, its .env is there.
-    const mutations = host.calls().filter((call) => !/^(abra app ls|docker service ls)/.test(call));
+    const mutations = host.calls().filter((call) => !/^(abra app ls|docker (service|volume|secret|network) ls)/.test(call));
     expect(mutations).toEqual([]);
     expect(existsSync(env)).toBe(true);
     expect(probeLock(domain)).toBe('held');
