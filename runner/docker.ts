@@ -2,6 +2,7 @@
 // containers), whether its services have converged, and the primitives teardown falls back on.
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { InputError } from '../lib/naming.js';
 import { exec } from './exec.js';
 import type { Log } from './log.js';
 
@@ -34,7 +35,7 @@ export function parseReplicas(text: string): Map<string, { running: number; desi
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     const match = /^(\S+)\s+(\d+)\/(\d+)/.exec(line.trim());
-    if (!match) throw new Error(`unparseable docker service ls line: ${JSON.stringify(line)}`);
+    if (!match) throw new InputError(`unparseable docker service ls line: ${JSON.stringify(line)}`);
     replicas.set(match[1]!, { running: Number(match[2]), desired: Number(match[3]) });
   }
   return replicas;

@@ -6,7 +6,7 @@ import { runDir, runId, setupRunAbraDir } from '../lib/abra-dir.js';
 import { janitor } from '../lib/janitor.js';
 import { installLifetimeGuards, type RunAbortedError } from '../lib/lifetime.js';
 import { heldAppLocks } from '../lib/lock.js';
-import { appDomain, stackName } from '../lib/naming.js';
+import { InputError, appDomain, stackName } from '../lib/naming.js';
 import { createRunState, removeRunState, removeStaleRunState } from '../lib/run-state.js';
 import { abraClient } from './abra.js';
 import type { RunConfig } from './config.js';
@@ -75,6 +75,18 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   lifetime.onTeardown(async (signal) => void (await teardownOurs(signal)));
 
   return lifetime.run(async (signal) => {
+    try {
+      return await main(signal);
+    } catch (error) {
+      if (signal.aborted || !isBadInput(error)) throw error;
+      // Bad input met mid-run (a tool missing from PATH, a planted lockfile, unparseable abra
+      // output): one line naming it, exit 2, after the teardown like any other ending.
+      log(`cc-ci run: ${(error as Error).message.replace(/^cc-ci: /, '')}`);
+      return 2;
+    }
+  });
+
+  async function main(signal: AbortSignal): Promise<number> {
     log(`== cc-ci run ${id}: recipe=${config.recipe} ref=${config.ref ?? '(catalogue)'} pr=${config.pr} domain=${domain} stages=${config.stages.join(',')} ==`);
     setupRunAbraDir(log);
     const state = createRunState();
@@ -115,5 +127,15 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
 
     const clean = await teardownOurs();
     return results.stages.some((s) => s.verdict === 'fail') || !clean ? 1 : 0;
-  });
+  }
+}
+
+const LOCKFILE_REFUSALS = new Set(['EISDIR', 'EFTYPE', 'ELOOP', 'EPERM', 'EACCES', 'EROFS', 'ENOENT']);
+
+/** An InputError, a refused lock dir, or a lockfile the lock module refused (SPEC §5). */
+function isBadInput(error: unknown): boolean {
+  if (error instanceof InputError) return true;
+  const { code, path } = (error ?? {}) as { code?: unknown; path?: unknown };
+  if (code === 'ERR_CCCI_LOCK_DIR') return true;
+  return typeof code === 'string' && LOCKFILE_REFUSALS.has(code) && typeof path === 'string' && path.endsWith('.lock');
 }
