@@ -14,9 +14,19 @@
 // The decision table, the report and the CLI output are documented in docs/janitor.md.
 import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
 
-import { DEFAULT_DEADLINE_SECONDS, MAX_LIFETIME_SECONDS } from './lifetime.js';
-import { domainOfLockfile, holderOf, legacyLockDir, listLockfiles, lockDir, lockHolders, parseProcLocks } from './lock.js';
-import { InputError, runAppPattern } from './naming.js';
+import { resolveDeadlineSeconds } from './lifetime.js';
+import {
+  LOCKFILE_PREFIX,
+  LOCKFILE_SUFFIX,
+  domainOfLockfile,
+  holderOf,
+  legacyLockDir,
+  listLockfiles,
+  lockDir,
+  lockHolders,
+  parseProcLocks,
+} from './lock.js';
+import { runAppPattern } from './naming.js';
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, openLockFile, sameFile } from './native.js';
 
 /** A lock held past twice the hard deadline: no healthy run lives that long. */
@@ -65,21 +75,10 @@ export interface JanitorOptions {
   deadlineSeconds?: number;
 }
 
-// The hard deadline in force, with the lifetime guards' rule: the explicit argument, else
-// CCCI_DEADLINE_SECONDS, else 3600; whole seconds, at most a week.
-function deadlineSeconds(explicit: number | undefined): number {
-  const raw = explicit ?? process.env.CCCI_DEADLINE_SECONDS;
-  if (raw === undefined || raw === '') return DEFAULT_DEADLINE_SECONDS;
-  const seconds = Number(raw);
-  if (!/^\d+$/.test(String(raw)) || seconds < 1 || seconds > MAX_LIFETIME_SECONDS) {
-    const what = explicit === undefined ? 'CCCI_DEADLINE_SECONDS' : 'deadlineSeconds';
-    throw new InputError(`${what} must be a whole number of seconds from 1 to ${MAX_LIFETIME_SECONDS}, got ${JSON.stringify(raw)}`);
-  }
-  return seconds;
-}
-
-const PREFIX = 'cc-ci-app-';
-const SUFFIX = '.lock';
+// Lockfile names are built here without lockPath(): candidates already match the run-app pattern,
+// so the per-candidate domain validation would be work done twice on the hot path.
+const PREFIX = LOCKFILE_PREFIX;
+const SUFFIX = LOCKFILE_SUFFIX;
 /** A reap that took longer than this checks the lockfile's identity again before unlinking it. */
 const RECHECK_AFTER_MS = 1;
 
@@ -112,7 +111,7 @@ export async function janitor(options: JanitorOptions): Promise<JanitorReport> {
       // a broken log must not stop a reap half-way
     }
   };
-  const sweep = new Sweep(lockDir(), options.dryRun === true, 2 * deadlineSeconds(options.deadlineSeconds) * 1000, log);
+  const sweep = new Sweep(lockDir(), options.dryRun === true, 2 * resolveDeadlineSeconds(options.deadlineSeconds) * 1000, log);
   // The lock dir is listed BEFORE discovery: a lockfile listed now but gone when its candidate is
   // probed was unlinked by another janitor meanwhile (its reap is done, or under way).
   sweep.listLockDir();

@@ -101,7 +101,7 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
       code: 'ERR_CCCI_LIFETIME_INSTALLED',
     });
   }
-  const deadline = wholeSeconds(options.deadlineSeconds, 'deadlineSeconds', 'CCCI_DEADLINE_SECONDS', DEFAULT_DEADLINE_SECONDS);
+  const deadline = resolveDeadlineSeconds(options.deadlineSeconds);
   const budget = wholeSeconds(
     options.teardownBudgetSeconds,
     'teardownBudgetSeconds',
@@ -324,6 +324,14 @@ function isAbortOf(error: unknown, reason: RunAbortedError): boolean {
     if (e === reason || e.name === 'AbortError' || (e as { isCanceled?: unknown }).isCanceled === true) return true;
   }
   return false;
+}
+
+/**
+ * The hard deadline in force, in whole seconds: `explicit`, else `CCCI_DEADLINE_SECONDS`, else
+ * 3600. The janitor's long-held threshold (twice this) uses the same rule.
+ */
+export function resolveDeadlineSeconds(explicit?: number): number {
+  return wholeSeconds(explicit, 'deadlineSeconds', 'CCCI_DEADLINE_SECONDS', DEFAULT_DEADLINE_SECONDS);
 }
 
 function wholeSeconds(explicit: number | undefined, option: string, variable: string, fallback: number): number {

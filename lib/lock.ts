@@ -10,8 +10,11 @@ import { assertDomain } from './naming.js';
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile, pathIdentity, sameFile } from './native.js';
 
 export const DEFAULT_LOCK_DIR = '/run/lock';
-const PREFIX = 'cc-ci-app-';
-const SUFFIX = '.lock';
+/** Lockfiles are `<dir>/<LOCKFILE_PREFIX><domain><LOCKFILE_SUFFIX>`. */
+export const LOCKFILE_PREFIX = 'cc-ci-app-';
+export const LOCKFILE_SUFFIX = '.lock';
+const PREFIX = LOCKFILE_PREFIX;
+const SUFFIX = LOCKFILE_SUFFIX;
 
 /** How long a wait may last before it is worth a log line: a janitor's probe holds a free lock for microseconds. */
 export const WAIT_LOG_GRACE_MS = 200;
