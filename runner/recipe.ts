@@ -70,8 +70,13 @@ export async function checkout(dir: string, ref: string): Promise<void> {
  * The published version to upgrade from: the newest tag, or the one before it when the code
  * under test is that newest tag itself. Null when there is none.
  */
+/** The recipe's published versions (its tags), oldest first. */
+export async function publishedVersions(dir: string): Promise<string[]> {
+  return (await git(dir, ['tag', '--sort=v:refname'])).split('\n').filter(Boolean);
+}
+
 export async function previousVersion(dir: string, head: string): Promise<string | null> {
-  const tags = (await git(dir, ['tag', '--sort=v:refname'])).split('\n').filter(Boolean);
+  const tags = await publishedVersions(dir);
   if (tags.length === 0) return null;
   const newest = tags[tags.length - 1]!;
   const newestCommit = await git(dir, ['rev-list', '-n', '1', newest]);

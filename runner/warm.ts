@@ -8,8 +8,8 @@ import { canonicalAbraDir } from '../lib/abra-dir.js';
 import { acquireAppLock } from '../lib/lock.js';
 import { InputError, assertDomain } from '../lib/naming.js';
 import type { Abra } from './abra.js';
-import { exec } from './exec.js';
 import type { Log } from './log.js';
+import { publishedVersions } from './recipe.js';
 
 export interface WarmReport {
   upgraded: { domain: string; from: string | null; to: string }[];
@@ -29,11 +29,6 @@ export function parseWarmApps(text: string | undefined): string[] {
   if (domains.length === 0) throw new InputError('no warm apps configured: set CCCI_WARM_APPS or pass --apps (comma-separated domains)');
   for (const domain of domains) assertDomain(domain, 'warm app domain');
   return domains;
-}
-
-async function latestVersion(recipeTree: string): Promise<string | null> {
-  const tags = (await exec('git', ['-C', recipeTree, 'tag', '--sort=v:refname'])).stdout.split('\n').filter(Boolean);
-  return tags.at(-1) ?? null;
 }
 
 export interface WarmOptions {
@@ -69,7 +64,7 @@ export async function warmReconcile({ domains, abra, log, dryRun }: WarmOptions)
         continue;
       }
       await abra.recipeFetch(type.recipe);
-      const latest = await latestVersion(join(canonicalAbraDir(), 'recipes', type.recipe));
+      const latest = (await publishedVersions(join(canonicalAbraDir(), 'recipes', type.recipe))).at(-1) ?? null;
       if (!latest) {
         skip(domain, `recipe ${type.recipe} has no published version`);
       } else if (latest === type.version) {
