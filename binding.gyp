@@ -7,7 +7,8 @@
         "native/errors.cc",
         "native/locks.cc",
         "native/identity.cc",
-        "native/process.cc"
+        "native/process.cc",
+        "native/dir.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

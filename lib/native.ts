@@ -1,5 +1,7 @@
 // The typed face of the C++ addon (`cc-ci/native`). Every export is one system call with the
-// kernel's own semantics; failures are Node-style errors (`code`, `errno`, `syscall`, `path`).
+// kernel's own semantics, except the janitor's three hot-path calls (probeLockFile, dropLockFile,
+// readdirMatching), which make the few calls a C loop would; failures are Node-style errors
+// (`code`, `errno`, `syscall`, `path`).
 // The only JS logic here is flockWait's cancellation plumbing (AbortSignal, timeout).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,6 +18,9 @@ interface Binding {
   flock(fd: number, op: number): boolean;
   flockWait(fd: number, op: number): [Promise<void>, () => void];
   openLockFile(path: string, create: boolean): number;
+  probeLockFile(path: string, op: number, create: boolean, mtimeOut?: Float64Array): number;
+  dropLockFile(fd: number, path: string): void;
+  readdirMatching(dir: string, prefix: string, suffix: string): string[];
   identity(fd: number): FileIdentity;
   pathIdentity(path: string): FileIdentity;
   sameFile(fd: number, path: string): boolean;
@@ -31,6 +36,8 @@ interface Binding {
   LOCK_EX: number;
   LOCK_NB: number;
   LOCK_UN: number;
+  PROBE_BUSY: number;
+  PROBE_REPLACED: number;
   WAIT_CANCEL_SIGNAL: number;
 }
 
@@ -135,8 +142,45 @@ export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}
  * FIFO; with `create`, creates a missing one 0644 whatever the umask (an existing file's mode is
  * left alone). Throws EISDIR / EFTYPE for a path that is not a regular file, EPERM for one owned by
  * another uid, ELOOP for a symlink, and the kernel's error (ENOENT, EACCES, ...) otherwise.
+ *
+ * The owner is compared with the euid the addon last asked the kernel for, and the kernel is asked
+ * again whenever they differ: after a seteuid(), a file owned by the previous euid is accepted
+ * until the first file that is not.
  */
 export const openLockFile: (path: string, create: boolean) => number = binding.openLockFile;
+
+/** {@link probeLockFile}: another open file holds a conflicting lock. */
+export const PROBE_BUSY: number = binding.PROBE_BUSY;
+/** {@link probeLockFile}: the lock was granted, but the path no longer names the locked inode. */
+export const PROBE_REPLACED: number = binding.PROBE_REPLACED;
+
+/**
+ * One probe of a lockfile, as the janitor makes it: open it as {@link openLockFile} does, flock it
+ * with `op` (LOCK_SH or LOCK_EX, with LOCK_NB), and check that the path still names the locked
+ * inode. Returns the fd, holding the lock, for the caller to close; or, having closed it,
+ * {@link PROBE_BUSY} or {@link PROBE_REPLACED}. With `mtimeOut`, `mtimeOut[0]` receives the
+ * lockfile's mtime (ms since the epoch) as of after the flock. Throws what openLockFile throws.
+ *
+ * The identity check reads the inode's link count from the same fstat: lockfiles change only by
+ * unlink, never by rename or link, so one link means the path still names it and none means it
+ * was unlinked. An inode with several links is compared with the path (lstat) instead.
+ */
+export const probeLockFile: (path: string, op: number, create: boolean, mtimeOut?: Float64Array) => number = binding.probeLockFile;
+
+/**
+ * Unlinks a lockfile, then closes the fd that holds its lock: the order the janitor needs, so a
+ * run woken by the release finds the path gone or new. A closed or invalid fd is refused (EBADF)
+ * before anything is unlinked; a valid one is closed even when the unlink fails, and the unlink's
+ * error (`syscall` `'unlink'`) is thrown after.
+ */
+export const dropLockFile: (fd: number, path: string) => void = binding.dropLockFile;
+
+/**
+ * The `X` of every entry of `dir` named `prefix + X + suffix` (`X` not empty), in directory order:
+ * one pass of getdents(2), with neither the sorting nor the entries `fs.readdirSync` builds. Throws
+ * the kernel's error (ENOENT, ENOTDIR, EACCES, ...) as opendir/readdir.
+ */
+export const readdirMatching: (dir: string, prefix: string, suffix: string) => string[] = binding.readdirMatching;
 
 /** `{dev, ino}` of an open fd (fstat). */
 export const identity: (fd: number) => FileIdentity = binding.identity;

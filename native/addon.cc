@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ccci::InitLocks(env, exports);
   ccci::InitIdentity(env, exports);
   ccci::InitProcess(env, exports);
+  ccci::InitDir(env, exports);
   return exports;
 }
 

@@ -183,6 +183,32 @@ bool BoolArg(napi_env env, napi_value value, const char* name, bool* out) {
   return true;
 }
 
+bool OptionalFloat64Out(napi_env env, napi_value value, const char* name, double** out) {
+  *out = nullptr;
+  napi_typedarray_type kind;
+  size_t length = 0;
+  void* data = nullptr;
+  // One call on the good path: anything but a typed array fails it without throwing.
+  if (napi_get_typedarray_info(env, value, &kind, &length, &data, nullptr, nullptr) == napi_ok) {
+    if (kind != napi_float64_array) {
+      ThrowType(env, name, "Float64Array", value);
+      return false;
+    }
+    if (length < 1) {
+      Throw(env, true, "ERR_OUT_OF_RANGE",
+            std::string("The value of \"") + name + ".length\" is out of range. It must be >= 1. Received 0");
+      return false;
+    }
+    *out = static_cast<double*>(data);
+    return true;
+  }
+  napi_valuetype type = napi_undefined;
+  napi_typeof(env, value, &type);
+  if (type == napi_undefined) return true;
+  ThrowType(env, name, "Float64Array", value);
+  return false;
+}
+
 bool PathArg::Read(napi_env env, napi_value arg, const char* name, const char* syscall) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, arg, value, sizeof value, &len) != napi_ok) {

@@ -30,6 +30,9 @@ Napi::Error CodedError(napi_env env, const char* code, int uvErrno, const char* 
 bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64_t max, int64_t* out);
 bool FdArg(napi_env env, napi_value value, int* fd);
 bool BoolArg(napi_env env, napi_value value, const char* name, bool* out);
+// An optional out-parameter: undefined gives a null `out`; anything but a non-empty Float64Array
+// throws.
+bool OptionalFloat64Out(napi_env env, napi_value value, const char* name, double** out);
 
 // A path argument, copied into a stack buffer: a string without NUL bytes, shorter than PATH_MAX
 // (a longer one throws ENAMETOOLONG, as the kernel would).

@@ -12,6 +12,7 @@ namespace ccci {
 void InitLocks(Napi::Env env, Napi::Object exports);
 void InitIdentity(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
+void InitDir(Napi::Env env, Napi::Object exports);
 
 inline void ExportFunction(Napi::Env env, Napi::Object exports, const char* name, napi_callback callback) {
   napi_value fn;
