@@ -12,7 +12,7 @@
 // - a dry run changes nothing: no teardown, no unlink, no lockfile created.
 //
 // The decision table, the report and the CLI output are documented in docs/janitor.md.
-import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 
 import { resolveDeadlineSeconds } from './lifetime.js';
 import {
@@ -27,7 +27,20 @@ import {
   parseProcLocks,
 } from './lock.js';
 import { runAppPattern } from './naming.js';
-import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, openLockFile, sameFile } from './native.js';
+import {
+  LOCK_EX,
+  LOCK_NB,
+  LOCK_SH,
+  LOCK_UN,
+  PROBE_BUSY,
+  PROBE_REPLACED,
+  dropLockFile,
+  flock,
+  openLockFile,
+  probeLockFile,
+  readdirMatching,
+  sameFile,
+} from './native.js';
 
 /** A lock held past twice the hard deadline: no healthy run lives that long. */
 export interface LongHeld {
@@ -134,11 +147,14 @@ class Sweep {
   readonly report: JanitorReport;
   private readonly probeOp: number;
   private readonly tag: string;
-  private names: string[] = [];
+  /** Domains of the lockfiles in the lock dir when the sweep began. */
+  private domains: string[] = [];
   private dirError: string | null = null;
   private listed: Set<string> | undefined;
   private deletedButHeld: Set<string> | undefined;
   private readonly legacyDir = legacyLockDir();
+  /** Where each probe leaves the lockfile's mtime, so a busy probe costs no second fstat. */
+  private readonly mtime = new Float64Array(1);
 
   constructor(
     private readonly dir: string,
@@ -157,7 +173,7 @@ class Sweep {
   /** Lists the lock dir once, for the absent-lockfile rule and for the tidy sweep. */
   listLockDir(): void {
     try {
-      this.names = readdirSync(this.dir);
+      this.domains = readdirMatching(this.dir, PREFIX, SUFFIX);
     } catch (error) {
       this.dirError = `lock dir ${this.dir} cannot be used (${describe(error)})`;
     }
@@ -175,35 +191,33 @@ class Sweep {
   candidate(domain: string, teardown: Teardown): Promise<void> | undefined {
     const { report, log } = this;
     const path = `${this.dir}/${PREFIX}${domain}${SUFFIX}`;
-    let fd = -1;
+    let fd: number | null;
     try {
       if (this.heldAtLegacyPath(domain)) return;
-      fd = this.open(domain, path);
-      if (fd < 0) return; // decided without a lock: reported by open()
-      if (!flock(fd, this.probeOp)) {
-        this.held(domain, path, fd);
-        return;
-      }
-      // We hold the lock, but only on the inode the path names does that mean anything.
-      if (!sameFile(fd, path)) {
-        log(`   janitor: ${domain} — its lockfile was unlinked by another janitor as we probed; skipping`);
-        report.skipped.push({ domain, reason: 'lockfile unlinked by another janitor during this sweep' });
-        return;
-      }
-      if (this.dryRun) {
-        log(`   janitor: ${this.tag}${domain} — lock free: orphan, would reap`);
-        report.reaped.push(domain);
-        return;
-      }
-      const owned = fd;
-      fd = -1; // reap() closes it, after the unlink
-      return this.reap(domain, path, owned, teardown);
+      fd = this.probe(domain, path);
     } catch (error) {
       log(`!! janitor: cannot probe lockfile ${path} (${describe(error)}) — skipping ${domain}`);
       report.skipped.push({ domain, reason: describe(error) });
-    } finally {
-      if (fd >= 0) closeSync(fd);
+      return;
     }
+    if (fd === null) return;
+    if (fd === PROBE_BUSY) {
+      this.held(domain, path);
+      return;
+    }
+    if (fd === PROBE_REPLACED) {
+      // We got a lock, but on an inode the path no longer names: it means nothing.
+      log(`   janitor: ${domain} — its lockfile was unlinked by another janitor as we probed; skipping`);
+      report.skipped.push({ domain, reason: 'lockfile unlinked by another janitor during this sweep' });
+      return;
+    }
+    if (this.dryRun) {
+      closeSync(fd);
+      log(`   janitor: ${this.tag}${domain} — lock free: orphan, would reap`);
+      report.reaped.push(domain);
+      return;
+    }
+    return this.reap(domain, path, fd, teardown); // reap() closes the fd, after the unlink
   }
 
   // During a move to a private lock dir, a run of an older runner holds its lock in the old shared
@@ -231,47 +245,46 @@ class Sweep {
     return true;
   }
 
-  // Opens the candidate's lockfile, creating it when absent (post-reboot: an orphan whose lock
-  // must still be held during the reap, so a run starting now waits). Returns -1 when the
-  // candidate was decided without a lockfile.
-  private open(domain: string, path: string): number {
+  // Probes the candidate's lockfile, creating it when absent (post-reboot: an orphan whose lock
+  // must still be held during the reap, so a run starting now waits). Returns a locked fd,
+  // PROBE_BUSY or PROBE_REPLACED, or null when the candidate was decided without a lockfile.
+  private probe(domain: string, path: string): number | null {
     try {
-      return openLockFile(path, false);
+      return probeLockFile(path, this.probeOp, false, this.mtime);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
-    const name = `${PREFIX}${domain}${SUFFIX}`;
-    this.listed ??= new Set(this.names);
-    if (this.listed.has(name)) {
+    this.listed ??= new Set(this.domains);
+    if (this.listed.has(domain)) {
       // Another janitor unlinked it after we listed the dir: it reaped this app (or is reaping
       // it), or tidied a lockfile it found unheld. Either way the app is not ours to reap now.
       this.log(`   janitor: ${domain} — its lockfile was unlinked by another janitor during this sweep; skipping`);
       this.report.skipped.push({ domain, reason: 'lockfile unlinked by another janitor during this sweep' });
-      return -1;
+      return null;
     }
     this.deletedButHeld ??= lockfilesHeldAfterUnlink(this.dir);
-    if (this.deletedButHeld.has(name)) {
+    if (this.deletedButHeld.has(domain)) {
       this.log(`!! janitor: ${domain} — its lockfile was deleted, but a live process still holds the lock on it; leaving it`);
       this.report.live.push(domain);
-      return -1;
+      return null;
     }
     if (this.dryRun) {
       this.log(`   janitor: ${this.tag}${domain} — no lockfile (host rebooted?): orphan, would reap`);
       this.report.reaped.push(domain);
-      return -1;
+      return null;
     }
     this.log(`   janitor: ${domain} — no lockfile (host rebooted?): taking a fresh one`);
-    return openLockFile(path, true);
+    return probeLockFile(path, this.probeOp, true, this.mtime);
   }
 
-  private held(domain: string, path: string, fd: number): void {
+  private held(domain: string, path: string): void {
     const { report, log } = this;
     if (reapingHere.size > 0 && reapingHere.has(path)) {
       log(`   janitor: ${domain} — being reaped by another janitor call in this process`);
       report.skipped.push({ domain, reason: 'being reaped by another janitor call in this process' });
       return;
     }
-    const heldForMs = Math.round(Date.now() - fstatSync(fd).mtimeMs);
+    const heldForMs = Math.round(Date.now() - this.mtime[0]!);
     report.live.push(domain);
     if (heldForMs <= this.longHeldMs) {
       log(`   janitor: ${domain} — lock held by a live run, leaving it`);
@@ -316,18 +329,26 @@ class Sweep {
     if (failure !== undefined) {
       log(`!! janitor: teardown of ${domain} failed: ${describe(failure)} — unlinking its lockfile anyway; the next sweep retries`);
     }
-    try {
-      // Under the protocol nobody replaces a lockfile whose lock is held, but a long teardown
-      // leaves time for a human to have: never unlink a newer run's lockfile.
-      if (performance.now() - started < RECHECK_AFTER_MS || sameFile(fd, path)) unlinkSync(path);
-      else log(`!! janitor: ${path} was replaced during the reap of ${domain}; leaving the new file`);
-    } catch (error) {
-      log(`!! janitor: could not unlink ${path}: ${describe(error)}`);
+    // Under the protocol nobody replaces a lockfile whose lock is held, but a long teardown
+    // leaves time for a human to have: never unlink a newer run's lockfile.
+    let unlink = true;
+    if (performance.now() - started >= RECHECK_AFTER_MS) {
+      try {
+        unlink = sameFile(fd, path);
+        if (!unlink) log(`!! janitor: ${path} was replaced during the reap of ${domain}; leaving the new file`);
+      } catch (error) {
+        unlink = false;
+        log(`!! janitor: could not unlink ${path}: ${describe(error)}`);
+      }
     }
     try {
-      closeSync(fd); // releases the lock: a run waiting on this inode now retries on the live path
+      // Unlink, then close: the close releases the lock, and a run waiting on this inode then
+      // retries on the live path.
+      if (unlink) dropLockFile(fd, path);
+      else closeSync(fd);
     } catch (error) {
-      log(`!! janitor: could not close the lock of ${domain}: ${describe(error)}`);
+      if ((error as NodeJS.ErrnoException).syscall === 'unlink') log(`!! janitor: could not unlink ${path}: ${describe(error)}`);
+      else log(`!! janitor: could not close the lock of ${domain}: ${describe(error)}`);
     }
     if (failure === undefined) report.reaped.push(domain);
     else report.skipped.push({ domain, reason: `teardown failed: ${describe(failure)}` });
@@ -339,26 +360,19 @@ class Sweep {
   tidy(candidates: Set<string>): void {
     const { report, log, dir } = this;
     const stale: string[] = [];
-    for (const name of this.names) {
-      const domain = domainOfLockfile(name);
-      if (domain === null || candidates.has(domain)) continue;
-      const path = `${dir}/${name}`;
-      let fd = -1;
+    for (const domain of this.domains) {
+      if (candidates.has(domain)) continue;
+      const path = `${dir}/${PREFIX}${domain}${SUFFIX}`;
       try {
-        try {
-          fd = openLockFile(path, false);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // tidied by someone else
-          throw error;
-        }
-        if (!flock(fd, this.probeOp) || !sameFile(fd, path)) continue;
-        if (!this.dryRun) unlinkSync(path);
+        const fd = probeLockFile(path, this.probeOp, false);
+        if (fd < 0) continue; // held, or replaced since we listed it
+        if (this.dryRun) closeSync(fd);
+        else dropLockFile(fd, path);
         stale.push(domain);
       } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // tidied by someone else
         log(`!! janitor: cannot tidy lockfile ${path} (${describe(error)}) — skipping`);
         report.skipped.push({ domain, reason: describe(error) });
-      } finally {
-        if (fd >= 0) closeSync(fd);
       }
     }
     for (const domain of stale.sort()) {
@@ -369,7 +383,7 @@ class Sweep {
 }
 
 /**
- * Names of the lockfiles in `dir` that were unlinked while a process still holds a lock on them
+ * Domains of the lockfiles in `dir` that were unlinked while a process still holds a lock on them
  * (they show as `<path> (deleted)` among its fds). Looked at only when a candidate's lockfile is
  * absent: without it, deleting a live run's lockfile by hand would make that run look dead.
  */
@@ -400,7 +414,7 @@ function lockfilesHeldAfterUnlink(dir: string): Set<string> {
         if (!target.startsWith(prefix) || !target.endsWith(deleted)) continue;
         // Only an fd on a locked inode counts: a waiter's fd on an unlinked file holds nothing.
         if (lockedInodes.has(String(statSync(link, { bigint: true }).ino))) {
-          found.add(target.slice(prefix.length - PREFIX.length, -' (deleted)'.length));
+          found.add(target.slice(prefix.length, -deleted.length));
         }
       } catch {
         // closed meanwhile
