@@ -5,10 +5,16 @@ import { fileURLToPath } from 'node:url';
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
 const wanted = process.argv.slice(2);
-const benches = readdirSync(dir)
+const known = readdirSync(dir)
   .filter((file) => file.endsWith('.bench.ts'))
-  .filter((file) => wanted.length === 0 || wanted.includes(file.slice(0, -'.bench.ts'.length)))
+  .map((file) => file.slice(0, -'.bench.ts'.length))
   .sort();
+const unknown = wanted.filter((name) => !known.includes(name));
+if (unknown.length > 0) {
+  console.error(`npm run bench: no bench named ${unknown.join(', ')} (there are: ${known.join(', ')})`);
+  process.exit(2);
+}
+const benches = known.filter((name) => wanted.length === 0 || wanted.includes(name)).map((name) => `${name}.bench.ts`);
 
 let ok = true;
 for (const file of benches) {
