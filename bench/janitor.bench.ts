@@ -4,15 +4,14 @@
 // Python runner's plain loop (`open(path, "a")` + `fcntl.flock` + fstat/stat, unlink for orphans,
 // then its glob tidy), all in this run, on the same files, interleaved so they share the load.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { janitor } from '../lib/janitor.js';
 import { compileC, median, printTable, scratchDir, type Row } from './support.js';
 
 const SIZES = (process.env.BENCH_JANITOR_SIZES ?? "10,100,1000,10000").split(",").map(Number);
-const ROUNDS = 3;
+const ROUNDS = 9;
 const BASE = 'ci.commoninternet.net';
 const LONG_HELD_MS = 2 * 3600 * 1000;
 
@@ -33,19 +32,31 @@ static char **names; static char *kinds; static int n;
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
 
+// cc-ci's probe: open, flock, one fstat (checks the file, reads its mtime and link count), and
+// only for an inode with several links an lstat; an orphan's lockfile is unlinked before the close.
+static int probe(const char *path, time_t limit, const char *name) {
+  struct stat st, named;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return -1;
+  int busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) { close(fd); return -1; }
+  if (busy) {
+    if (name && st.st_mtime < limit) fprintf(stderr, "long held %s\n", name);
+    close(fd);
+    return -1;
+  }
+  if (st.st_nlink == 1 || (st.st_nlink > 1 && lstat(path, &named) == 0 && named.st_dev == st.st_dev && named.st_ino == st.st_ino)) return fd;
+  close(fd);
+  return -1;
+}
+
 static void sweep(char **sorted) {
-  char path[4096]; struct stat held, named;
+  char path[4096];
   time_t limit = time(NULL) - ${LONG_HELD_MS / 1000};
   for (int i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/cc-ci-app-%s.lock", dir, names[i]);
-    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-    if (fd < 0) continue;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      if (fstat(fd, &held) == 0 && held.st_mtime < limit) fprintf(stderr, "long held %s\n", names[i]);
-    } else if (fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
-      unlink(path);
-    }
-    close(fd);
+    int fd = probe(path, limit, names[i]);
+    if (fd >= 0) { unlink(path); close(fd); }
   }
   DIR *d = opendir(dir); struct dirent *e;
   while (d && (e = readdir(d))) {
@@ -55,10 +66,8 @@ static void sweep(char **sorted) {
     char *key = domain;
     if (bsearch(&key, sorted, n, sizeof *sorted, cmp)) continue;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) continue;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_ino == named.st_ino) unlink(path);
-    close(fd);
+    int fd = probe(path, limit, NULL);
+    if (fd >= 0) { unlink(path); close(fd); }
   }
   if (d) closedir(d);
 }
@@ -76,6 +85,10 @@ int main(int argc, char **argv) {
   for (int r = -1; r < reps; r++) {
     for (int i = 0; i < n; i++) if (kinds[i] == 'O') { snprintf(path, sizeof path, "%s/cc-ci-app-%s.lock", dir, names[i]); close(open(path, O_WRONLY | O_CREAT, 0644)); }
     double t0 = now(); sweep(sorted); double t = (now() - t0) / n;
+    for (int i = 0; i < n; i++) if (kinds[i] == 'O') {
+      snprintf(path, sizeof path, "%s/cc-ci-app-%s.lock", dir, names[i]);
+      if (access(path, F_OK) == 0) { fprintf(stderr, "janitor bench: the C sweep left an orphan's lockfile\n"); return 1; }
+    }
     if (r >= 0) printf("%s%.1f", r ? "," : "", t);
   }
   printf("]\n");
@@ -83,8 +96,104 @@ int main(int argc, char **argv) {
 }
 `;
 
-// The Python runner's janitor loop, minus its logging and teardown.
-const PY_SWEEP = String.raw`
+// The Python runner's janitor, line for line, with its print() and teardown_app() swapped for
+// no-ops, just as the cc-ci side gets a no-op log and teardown: the same work minus the I/O. Its
+// discovery is the candidate list matched against RUN_APP_RE, as cc-ci matches its run-app pattern.
+const PY_RUNNER_SWEEP = String.raw`
+import contextlib, fcntl, glob, json, os, re, sys, time
+lock_dir, listing, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.environ["CCCI_APP_LOCK_DIR"] = lock_dir
+entries = [line.split(" ", 1) for line in open(listing).read().splitlines()]
+names = [name for _, name in entries]
+orphans = [f"{lock_dir}/cc-ci-app-{name}.lock" for kind, name in entries if kind == "O"]
+RUN_APP_RE = re.compile(r"^[a-z0-9]{1,4}-[0-9a-f]{6}\.ci\.commoninternet\.net$")
+LONG_HELD_LOCK_SECONDS = ${LONG_HELD_MS / 1000}
+
+def log(*args, **kwargs):
+    pass
+
+def teardown_app(domain, verify=True):
+    pass
+
+def _app_lock_dir():
+    return os.environ.get("CCCI_APP_LOCK_DIR", "/run/lock")
+
+def _app_lock_path(domain):
+    return os.path.join(_app_lock_dir(), f"cc-ci-app-{domain}.lock")
+
+def _probe_and_reap(domain):
+    path = _app_lock_path(domain)
+    try:
+        f = open(path, "a")
+    except OSError as e:
+        log(f"!! janitor: cannot open lockfile {path} ({e}) — skipping {domain}", flush=True)
+        return
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                held_for = time.time() - os.stat(path).st_mtime
+            except OSError:
+                held_for = 0
+            if held_for > LONG_HELD_LOCK_SECONDS:
+                log(f"!! lock for {domain} held >{LONG_HELD_LOCK_SECONDS // 60}min — possible leaked run; inspect with lslocks", flush=True)
+            else:
+                log(f"   janitor: {domain} lock held — live concurrent run, leaving it", flush=True)
+            return
+        try:
+            if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
+                return
+        except FileNotFoundError:
+            return
+        log(f"   janitor: {domain} lock acquirable — orphan, reaping", flush=True)
+        with contextlib.suppress(Exception):
+            teardown_app(domain, verify=False)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    finally:
+        f.close()
+
+def sweep():
+    seen = set()
+    for name in names:
+        if RUN_APP_RE.match(name):
+            seen.add(name)
+    for name in seen:
+        _probe_and_reap(name)
+    with contextlib.suppress(OSError):
+        for path in glob.glob(os.path.join(_app_lock_dir(), "cc-ci-app-*.lock")):
+            domain = os.path.basename(path)[len("cc-ci-app-") : -len(".lock")]
+            if domain in seen:
+                continue
+            with contextlib.suppress(OSError):
+                f = open(path, "a")
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
+                        os.unlink(path)
+                except (BlockingIOError, FileNotFoundError):
+                    pass
+                finally:
+                    f.close()
+
+samples = []
+for r in range(-1, reps):
+    for path in orphans:
+        open(path, "w").close()
+    t0 = time.perf_counter_ns()
+    sweep()
+    elapsed = time.perf_counter_ns() - t0
+    if any(os.path.exists(path) for path in orphans):
+        sys.exit("janitor bench: the Python sweep left an orphan's lockfile")
+    if r >= 0:
+        samples.append(elapsed / len(names))
+print(json.dumps(samples))
+`;
+
+// The bare system-call loop of the Python runner's probe, without the runner's own code around it
+// (path building, log lines, teardown call): shown for context, no target.
+const PY_BARE_SWEEP = String.raw`
 import fcntl, glob, json, os, sys, time
 lock_dir, listing, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 entries = [line.split(" ", 1) for line in open(listing).read().splitlines()]
@@ -148,17 +257,20 @@ for r in range(-1, reps):
         open(path, "w").close()
     t0 = time.perf_counter_ns()
     sweep()
+    elapsed = time.perf_counter_ns() - t0
+    if any(os.path.exists(path) for path in orphans):
+        sys.exit("janitor bench: the Python sweep left an orphan's lockfile")
     if r >= 0:
-        samples.append((time.perf_counter_ns() - t0) / len(seen))
+        samples.append(elapsed / len(seen))
 print(json.dumps(samples))
 `;
 
 interface Case {
   n: number;
   dir: string;
+  /** One line per candidate, `H <domain>` (held) or `O <domain>` (orphan): what all three sweeps read. */
   listing: string;
-  candidates: string[];
-  orphanPaths: string[];
+  heldPaths: string[];
   reps: number;
 }
 
@@ -170,44 +282,21 @@ function lockRoot(): string {
   return dir;
 }
 
-function makeCase(root: string, n: number): Case & { heldPaths: string[] } {
+function makeCase(root: string, n: number): Case {
   const dir = join(root, `n${n}`);
   mkdirSync(dir);
   const lines: string[] = [];
-  const candidates: string[] = [];
-  const orphanPaths: string[] = [];
   const heldPaths: string[] = [];
   for (let i = 0; i < n; i++) {
     const held = i % 2 === 0;
     const domain = `${held ? 'bh' : 'bo'}-${i.toString(16).padStart(6, '0')}.${BASE}`;
-    const path = join(dir, `cc-ci-app-${domain}.lock`);
-    candidates.push(domain);
     lines.push(`${held ? 'H' : 'O'} ${domain}`);
-    (held ? heldPaths : orphanPaths).push(path);
+    if (held) heldPaths.push(join(dir, `cc-ci-app-${domain}.lock`));
   }
   const listing = join(dir, '..', `n${n}.list`);
   writeFileSync(listing, `${lines.join('\n')}\n`);
   const reps = Math.max(5, Math.min(200, Math.round(20_000 / n)));
-  return { n, dir, listing, candidates, orphanPaths, heldPaths, reps };
-}
-
-async function jsSamples(c: Case): Promise<number[]> {
-  process.env.CCCI_APP_LOCK_DIR = c.dir;
-  process.env.CCCI_BASE_DOMAIN = BASE;
-  const noop = (): void => {};
-  const hooks = { discover: () => c.candidates, teardown: noop, log: noop, deadlineSeconds: 3600 };
-  const samples: number[] = [];
-  for (let r = -1; r < c.reps; r++) {
-    for (const path of c.orphanPaths) closeSync(openSync(path, 'w'));
-    const t0 = process.hrtime.bigint();
-    const report = await janitor(hooks);
-    const ns = Number(process.hrtime.bigint() - t0) / c.n;
-    if (report.reaped.length !== c.n / 2 || report.live.length !== c.n / 2) {
-      throw new Error(`janitor bench: expected ${c.n / 2} reaped and live, got ${report.reaped.length} and ${report.live.length}`);
-    }
-    if (r >= 0) samples.push(ns);
-  }
-  return samples;
+  return { n, dir, listing, heldPaths, reps };
 }
 
 function childSamples(command: string, args: string[]): number[] {
@@ -216,8 +305,11 @@ function childSamples(command: string, args: string[]): number[] {
 
 export default async function bench(): Promise<boolean> {
   const cSweep = compileC('janitor-sweep', C_SWEEP);
-  const pySweep = join(scratchDir('janitor-py'), 'sweep.py');
-  writeFileSync(pySweep, PY_SWEEP);
+  const sweepScript = fileURLToPath(new URL('./janitor-sweep.mjs', import.meta.url));
+  const pyRunner = join(scratchDir('janitor-py'), 'runner.py');
+  writeFileSync(pyRunner, PY_RUNNER_SWEEP);
+  const pyBare = join(scratchDir('janitor-py'), 'bare.py');
+  writeFileSync(pyBare, PY_BARE_SWEEP);
 
   const root = lockRoot();
   const cases = SIZES.map((n) => makeCase(root, n));
@@ -236,17 +328,20 @@ export default async function bench(): Promise<boolean> {
       holder.on('exit', (code) => reject(new Error(`lock holder exited (${code}) before holding its locks`)));
     });
 
-    const perCandidate = new Map<number, { js: number; c: number; py: number }>();
+    const perCandidate = new Map<number, { js: number; c: number; py: number; pyBare: number }>();
     for (const c of cases) {
       const js: number[] = [];
       const cl: number[] = [];
       const py: number[] = [];
+      const pyBareSamples: number[] = [];
+      const args = [c.dir, c.listing, String(c.reps)];
       for (let round = 0; round < ROUNDS; round++) {
-        js.push(...(await jsSamples(c)));
-        cl.push(...childSamples(cSweep, [c.dir, c.listing, String(c.reps)]));
-        py.push(...childSamples('python3', [pySweep, c.dir, c.listing, String(c.reps)]));
+        js.push(...childSamples(process.execPath, [sweepScript, ...args]));
+        cl.push(...childSamples(cSweep, args));
+        py.push(...childSamples('python3', [pyRunner, ...args]));
+        pyBareSamples.push(...childSamples('python3', [pyBare, ...args]));
       }
-      perCandidate.set(c.n, { js: median(js), c: median(cl), py: median(py) });
+      perCandidate.set(c.n, { js: median(js), c: median(cl), py: median(py), pyBare: median(pyBareSamples) });
     }
 
     const us = (ns: number): number => ns / 1000;
@@ -255,7 +350,8 @@ export default async function bench(): Promise<boolean> {
       const m = perCandidate.get(n)!;
       const at1000 = n === 1000;
       rows.push({ case: `N=${n} per candidate`, ours: us(m.js), baseline: us(m.c), unit: 'µs', baselineName: 'C loop', target: at1000 ? 1.5 : undefined });
-      rows.push({ case: `N=${n} per candidate`, ours: us(m.js), baseline: us(m.py), unit: 'µs', baselineName: 'Python loop', target: at1000 ? 0.5 : undefined });
+      rows.push({ case: `N=${n} per candidate`, ours: us(m.js), baseline: us(m.py), unit: 'µs', baselineName: "Python runner's loop", target: at1000 ? 0.5 : undefined });
+      rows.push({ case: `N=${n} per candidate`, ours: us(m.js), baseline: us(m.pyBare), unit: 'µs', baselineName: 'bare Python syscall loop' });
     }
     const first = perCandidate.get(SIZES[0]!)!.js;
     const last = perCandidate.get(SIZES[SIZES.length - 1]!)!.js;
@@ -263,6 +359,5 @@ export default async function bench(): Promise<boolean> {
     return printTable('janitor sweep (half held by one process, half orphans; no-op teardown; tmpfs lock dir)', rows);
   } finally {
     killHolder();
-    delete process.env.CCCI_APP_LOCK_DIR;
   }
 }
