@@ -4,7 +4,7 @@
 //
 // Same path and lock type as the Python runner and flock(1), so all three interoperate.
 import { chmodSync, closeSync, futimesSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { assertDomain } from './naming.js';
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile, pathIdentity, sameFile } from './native.js';
@@ -229,11 +229,15 @@ export function openForLocking(path: string, create = true): number {
   }
 }
 
+// Names the dir the lockfile is in, and the variable that chose it (the legacy dir, during a move
+// to a private one, is CCCI_LEGACY_LOCK_DIR's).
 function lockfileError(error: unknown, path: string): Error {
   const e = error as NodeJS.ErrnoException;
-  const dir = lockDir();
+  const dir = dirname(path);
+  const legacy = legacyLockDir();
+  const variable = legacy !== null && resolve(dir) === resolve(legacy) ? 'CCCI_LEGACY_LOCK_DIR' : 'CCCI_APP_LOCK_DIR';
   let why: string | undefined;
-  if (e.code === 'ENOENT') why = `lock dir ${dir} does not exist (set CCCI_APP_LOCK_DIR or create it)`;
+  if (e.code === 'ENOENT') why = `lock dir ${dir} does not exist (set ${variable} or create it)`;
   else if (e.code === 'EACCES' || e.code === 'EROFS') why = `lock dir ${dir} or lockfile ${path} is not writable (${e.code})`;
   if (why === undefined) return e;
   return Object.assign(new Error(`cc-ci: ${why}`, { cause: e }), { code: e.code, path });
