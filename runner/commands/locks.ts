@@ -1,8 +1,10 @@
 // `cc-ci locks [--json]`: every app lockfile, whether a run holds it, for how long, and who.
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { inspectAppLocks, type AppLockInfo } from '../../lib/janitor.js';
 import { lockDir } from '../../lib/lock.js';
+import { InputError } from '../../lib/naming.js';
 
 export const summary = 'List the app lockfiles: held or free, age, holder pid and command';
 
@@ -18,8 +20,17 @@ Options:
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false });
-  const locks = inspectAppLocks((path, why) => console.error(`cc-ci locks: skipping ${path}: ${why}`));
-  console.log(values.json ? JSON.stringify(locks, null, 2) : formatLocks(locks, lockDir()));
+  const dir = lockDir();
+  let locks: AppLockInfo[];
+  try {
+    locks = inspectAppLocks((path, why) => console.error(`cc-ci locks: skipping ${path}: ${why}`));
+  } catch (error) {
+    // A lock dir we cannot list is a setting to fix, not a crash to debug.
+    throw new InputError(`lock dir ${dir} cannot be read (${(error as Error).message}) (CCCI_APP_LOCK_DIR)`);
+  }
+  if (values.json) console.log(JSON.stringify(locks, null, 2));
+  else if (locks.length === 0 && !existsSync(dir)) console.log(`no app lockfiles: lock dir ${dir} does not exist (CCCI_APP_LOCK_DIR)`);
+  else console.log(formatLocks(locks, dir));
   return 0;
 }
 

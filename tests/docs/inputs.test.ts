@@ -253,6 +253,13 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
     cli(['run'], { env: { CCCI_LEGACY_LOCK_DIR: '@/legacy-lock' }, map: [['@/legacy-lock', '/run/lock'], ['@/locks', '/run/lock/cc-ci']] }),
   '`CCCI_APP_LOCK_DIR` | missing (`cc-ci janitor`)': () => cli(['janitor'], { setup: (host) => rmSync(host.locks, { recursive: true }) }),
   '`CCCI_APP_LOCK_DIR` | missing (`cc-ci locks`)': () => cli(['locks'], { setup: (host) => rmSync(host.locks, { recursive: true }) }),
+  '`CCCI_APP_LOCK_DIR` | a file (`cc-ci locks`)': () =>
+    cli(['locks'], {
+      setup: (host) => {
+        rmSync(host.locks, { recursive: true });
+        writeFileSync(host.locks, '');
+      },
+    }),
   '`CCCI_APP_LOCK_DIR` | not writable by the runner\'s user (`acquireAppLock`)': () => notWritable(),
   '`<lock dir>/cc-ci-app-<domain>.lock` | a directory (`cc-ci run`)': () => cli(['run'], { setup: plant('dir') }),
   '`<lock dir>/cc-ci-app-<domain>.lock` | a FIFO (`cc-ci run`)': () => cli(['run'], { setup: plant('fifo') }),
