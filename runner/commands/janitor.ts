@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { janitor, type JanitorReport } from '../../lib/janitor.js';
 import { lockDir } from '../../lib/lock.js';
 import { InputError } from '../../lib/naming.js';
+import { abraServer } from '../abra.js';
 import { defaultJanitorHooks } from '../discovery.js';
 
 export const summary = "Reap the apps of runs that died (app lock unheld); never touches a live run's";
@@ -31,6 +32,7 @@ export async function main(args: string[]): Promise<number> {
     strict: true,
     allowPositionals: false,
   });
+  abraServer(); // a bad CCCI_SERVER is refused before anything is probed, not at each teardown
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
