@@ -4,9 +4,9 @@
 //
 // Same path and lock type as the Python runner and flock(1), so all three interoperate.
 import { chmodSync, closeSync, futimesSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 
-import { assertDomain } from './naming.js';
+import { InputError, assertDomain } from './naming.js';
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile, pathIdentity, sameFile } from './native.js';
 
 export const DEFAULT_LOCK_DIR = '/run/lock';
@@ -19,9 +19,17 @@ const SUFFIX = LOCKFILE_SUFFIX;
 /** How long a wait may last before it is worth a log line: a janitor's probe holds a free lock for microseconds. */
 export const WAIT_LOG_GRACE_MS = 200;
 
-/** `CCCI_APP_LOCK_DIR`, read at call time; default `/run/lock`. */
+/**
+ * `CCCI_APP_LOCK_DIR`, read at call time; default `/run/lock`. Must be absolute: two runs started
+ * in different directories would otherwise lock different files for the same app.
+ */
 export function lockDir(): string {
-  return process.env.CCCI_APP_LOCK_DIR || DEFAULT_LOCK_DIR;
+  return absoluteDir('CCCI_APP_LOCK_DIR', process.env.CCCI_APP_LOCK_DIR || DEFAULT_LOCK_DIR);
+}
+
+function absoluteDir(variable: string, dir: string): string {
+  if (!isAbsolute(dir)) throw new InputError(`${variable} must be an absolute path, got ${JSON.stringify(dir)}`);
+  return dir;
 }
 
 /**
@@ -32,7 +40,7 @@ export function lockDir(): string {
  */
 export function legacyLockDir(): string | null {
   const legacy = process.env.CCCI_LEGACY_LOCK_DIR;
-  return legacy && legacy !== lockDir() ? legacy : null;
+  return legacy && legacy !== lockDir() ? absoluteDir('CCCI_LEGACY_LOCK_DIR', legacy) : null;
 }
 
 /** `cc-ci-app-<domain>.lock`, after validating the domain. */
