@@ -562,7 +562,7 @@ describe(`parser fuzz (seed ${SEED})`, () => {
     );
   });
 
-  it('lockPath: always one file directly inside lockDir(), named after the domain, or an InputError', () => {
+  it('lockPath: always one file directly inside lockDir(), named after the domain, or an InputError (a relative lock dir, always)', () => {
     const rng = rngFor('lockPath');
     const dirs = (): string =>
       rng.weighted<() => string>([
@@ -576,7 +576,13 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       ])();
     for (const input of inputs(rng, N(5000), () => validDomain(rng, rng.int(1, 5)))) {
       count('lockPath');
-      process.env.CCCI_APP_LOCK_DIR = dirs();
+      const dir = dirs();
+      process.env.CCCI_APP_LOCK_DIR = dir;
+      if (dir !== '' && !isAbsolute(dir)) {
+        // a relative lock dir is refused whatever the domain, naming the variable
+        expect(() => lockPath(input)).toThrow(/^CCCI_APP_LOCK_DIR must be an absolute path/);
+        continue;
+      }
       let path: string;
       try {
         path = lockPath(input);
@@ -586,9 +592,9 @@ describe(`parser fuzz (seed ${SEED})`, () => {
         continue;
       }
       expect(domainOk(input), `lockPath accepted ${JSON.stringify(input)}`).toBe(true);
-      const dir = resolve(lockDir());
-      expect(resolve(dirname(path)), `${path} vs ${dir}`).toBe(dir);
-      const rel = relative(dir, resolve(path));
+      const resolved = resolve(lockDir());
+      expect(resolve(dirname(path)), `${path} vs ${resolved}`).toBe(resolved);
+      const rel = relative(resolved, resolve(path));
       expect(rel.includes('/') || rel === '..' || rel === '.' || rel === '' || isAbsolute(rel), rel).toBe(false);
       expect(basename(path)).toBe(`cc-ci-app-${input}.lock`);
       expect(domainOfLockfile(basename(path))).toBe(input);
