@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { runId } from './abra-dir.js';
+import { InputError } from './naming.js';
 
 /** `<tmpdir>/ccci-<name>-<run-id>-<pid>`. */
 export function runStatePath(name: string): string {
-  if (!/^[a-z][a-z0-9-]*(\.[a-z]+)?$/.test(name)) throw new Error(`run-state name must be a plain word, got ${JSON.stringify(name)}`);
+  if (!/^[a-z][a-z0-9-]*(\.[a-z]+)?$/.test(name)) throw new InputError(`run-state name must be a plain word, got ${JSON.stringify(name)}`);
   return join(tmpdir(), `ccci-${name}-${runId()}-${process.pid}`);
 }
 
