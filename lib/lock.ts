@@ -246,7 +246,7 @@ function lockfileError(error: unknown, path: string): Error {
   const variable = legacy !== null && resolve(dir) === resolve(legacy) ? 'CCCI_LEGACY_LOCK_DIR' : 'CCCI_APP_LOCK_DIR';
   let why: string | undefined;
   if (e.code === 'ENOENT') why = `lock dir ${dir} does not exist (set ${variable} or create it)`;
-  else if (e.code === 'EACCES' || e.code === 'EROFS') why = `lock dir ${dir} or lockfile ${path} is not writable (${e.code})`;
+  else if (e.code === 'EACCES' || e.code === 'EROFS') why = `cannot open or create lockfile ${path} (${e.code}): check the permissions of lock dir ${dir} (${variable}) and of the file`;
   if (why === undefined) return e;
   return Object.assign(new Error(`cc-ci: ${why}`, { cause: e }), { code: e.code, path });
 }
