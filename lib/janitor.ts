@@ -12,7 +12,7 @@
 // - a dry run changes nothing: no teardown, no unlink, no lockfile created.
 //
 // The decision table, the report and the CLI output are documented in docs/janitor.md.
-import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 
 import { resolveDeadlineSeconds } from './lifetime.js';
 import {
@@ -445,28 +445,26 @@ export function inspectAppLocks(onBad: (path: string, why: string) => void = () 
   const holders = new Map(lockHolders().map((h) => [h.path, h]));
   const now = Date.now();
   const locks: AppLockInfo[] = [];
+  const mtime = new Float64Array(1);
   for (const name of listLockfiles()) {
     const path = `${dir}/${name}`;
     let fd: number;
     try {
-      fd = openLockFile(path, false);
+      fd = probeLockFile(path, LOCK_SH | LOCK_NB, false, mtime);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') onBad(path, describe(error));
       continue;
     }
-    try {
-      const free = flock(fd, LOCK_SH | LOCK_NB);
-      const holder = free ? null : holders.get(path);
-      locks.push({
-        domain: domainOfLockfile(name)!,
-        path,
-        state: free ? 'free' : 'held',
-        ageMs: Math.max(0, Math.round(now - fstatSync(fd).mtimeMs)),
-        holder: holder ? { pid: holder.pid, command: holder.command } : null,
-      });
-    } finally {
-      closeSync(fd);
-    }
+    if (fd === PROBE_REPLACED) continue; // unlinked while we looked (reaped or tidied): gone
+    if (fd >= 0) closeSync(fd);
+    const holder = fd === PROBE_BUSY ? holders.get(path) : undefined;
+    locks.push({
+      domain: domainOfLockfile(name)!,
+      path,
+      state: fd === PROBE_BUSY ? 'held' : 'free',
+      ageMs: Math.max(0, Math.round(now - mtime[0]!)),
+      holder: holder ? { pid: holder.pid, command: holder.command } : null,
+    });
   }
   return locks.sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
 }
