@@ -56,21 +56,25 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   });
 
   // Tears our app down, once, and only if we hold its lock: a run cancelled while it waited for the
-  // lock must never touch the app of the run it was waiting for.
-  let tornDown = false;
-  const teardownOurs = async (signal?: AbortSignal): Promise<boolean> => {
-    if (tornDown || !heldAppLocks().some((lock) => lock.domain === domain)) return true;
-    tornDown = true;
-    const tools = { abra: abraClient({ server: config.server, log, signal }), docker: dockerClient({ log, signal }), log };
-    try {
-      await teardownApp(domain, tools, true);
-      results.teardown = 'clean';
-      return true;
-    } catch (error) {
-      results.teardown = 'residual';
-      log(`!! ${error instanceof TeardownError ? error.message : `teardown of ${domain} failed: ${(error as Error).message}`}`);
-      return false;
-    }
+  // lock must never touch the app of the run it was waiting for. A second call (the funnel's, when
+  // a signal lands during the run's own teardown) waits for the one in flight: exiting under it
+  // would leave the app half-removed and results.json saying "skipped".
+  let tearingDown: Promise<boolean> | undefined;
+  const teardownOurs = (signal?: AbortSignal): Promise<boolean> => {
+    if (!heldAppLocks().some((lock) => lock.domain === domain)) return Promise.resolve(true);
+    tearingDown ??= (async () => {
+      const tools = { abra: abraClient({ server: config.server, log, signal }), docker: dockerClient({ log, signal }), log };
+      try {
+        await teardownApp(domain, tools, true);
+        results.teardown = 'clean';
+        return true;
+      } catch (error) {
+        results.teardown = 'residual';
+        log(`!! ${error instanceof TeardownError ? error.message : `teardown of ${domain} failed: ${(error as Error).message}`}`);
+        return false;
+      }
+    })();
+    return tearingDown;
   };
   lifetime.onTeardown(async (signal) => void (await teardownOurs(signal)));
 

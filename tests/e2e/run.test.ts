@@ -1,13 +1,13 @@
 // `cc-ci run` end to end on the real swarm, with the test-only abra on PATH. Each test gets a
 // world of its own (temp HOME, lock dir, runs dir, base domain) and leaves nothing behind.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
-import { CLI, startCli, type Helper } from '../support/processes.js';
+import { CLI, ROOT, startCli, type Helper } from '../support/processes.js';
 import { appContainer, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from './swarm.js';
 
 const ready = requireSwarm();
@@ -160,6 +160,24 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     expect(await step.exited, step.output()).toEqual({ code: 143, signal: null });
     expect(step.output()).toContain('SIGTERM received');
     expect(results(world, 'cancelled')).toMatchObject({ exitCode: 143, teardown: 'clean' });
+    await assertNothingLeft(world, domain);
+  });
+
+  it('finishes its own teardown, slower than the unwind grace, when SIGTERM lands during it, then exits 143', { timeout: RUN_MS }, async () => {
+    const world = newWorld();
+    const domain = domainOf(world, 'ccci-demo');
+    // An abra whose undeploy takes 8 s; with a 24 s teardown budget the funnel waits 6 s for main.
+    const shims = join(world.runs, 'slow-abra');
+    mkdirSync(shims);
+    writeFileSync(join(shims, 'abra'), `#!/bin/sh\ncase "$*" in *"app undeploy"*) sleep 8;; esac\nexec '${join(ROOT, 'tests', 'fixtures', 'abra', 'abra')}' "$@"\n`, { mode: 0o755 });
+    const run = startCli(['run'], {
+      env: { ...world.env, PATH: `${shims}:${world.env.PATH}`, RECIPE: 'ccci-demo', CCCI_RUN_ID: 'late-term', STAGES: 'install', CCCI_TEARDOWN_BUDGET_SECONDS: '24' },
+    });
+    await run.waitFor(`$ abra app undeploy ${domain}`, 120_000);
+    run.child.kill('SIGTERM');
+    expect(await run.exited, run.output()).toEqual({ code: 143, signal: null });
+    expect(run.output()).toContain('run did not stop within 6000 ms of the abort');
+    expect(results(world, 'late-term'), run.output()).toMatchObject({ exitCode: 143, teardown: 'clean' });
     await assertNothingLeft(world, domain);
   });
 
