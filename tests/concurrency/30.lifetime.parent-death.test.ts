@@ -44,6 +44,10 @@ describe('parent death', () => {
     const reparented = await intermediate.waitFor(/^REPARENTED /);
     expect(await exitLine(intermediate)).toBe('EXIT 1');
     await eventually(() => isGone(child), 5_000, 'the orphan to exit');
+    // The refusal goes to stderr, EXIT to stdout: two pipes, read in no set order. Once both have
+    // ended, every line is in.
+    const { stdout, stderr } = intermediate.child;
+    await eventually(() => stdout!.readableEnded && stderr!.readableEnded, 5_000, 'the orphan’s output to end');
 
     // Adopted by init here; under a subreaper (a container's init shim) the parent change tells.
     const why = reparented.endsWith(' to 1') ? 'parent is pid 1' : 'parent changed from pid';
@@ -61,6 +65,7 @@ describe('parent death', () => {
     const child = await pidAfter(subreaper, 'CHILD');
     expect(await exitLine(subreaper)).toBe('EXIT 1');
     await eventually(() => isGone(child), 5_000, 'the orphan to exit');
+    await subreaper.waitFor('== refusing to run: '); // stderr: it may arrive after stdout's EXIT
 
     expect(subreaper.lines).toContain(`REPARENTED from ${first} to ${reaper}`);
     expect(subreaper.lines.filter((line) => line.startsWith('== refusing to run: '))).toEqual([
@@ -74,6 +79,7 @@ describe('parent death', () => {
     const reaper = await pidAfter(subreaper, 'SUBREAPER');
     const first = await pidAfter(subreaper, 'INTERMEDIATE');
     expect(await exitLine(subreaper)).toBe('EXIT 1');
+    await subreaper.waitFor('== refusing to run: '); // stderr: it may arrive after stdout's EXIT
 
     expect(subreaper.lines).toContain(`REPARENTED from ${first} to ${reaper}`);
     expect(subreaper.lines.filter((line) => line.startsWith('== refusing to run: '))).toEqual([
