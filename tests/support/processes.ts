@@ -27,11 +27,17 @@ export interface Helper {
   readonly lines: string[];
   /** Resolves with the first line (past or future) matching `pattern`; rejects on timeout or exit. */
   waitFor(pattern: RegExp | string, timeoutMs?: number): Promise<string>;
-  /** Resolves when the process has exited (zombies count: the kernel has released its locks). */
+  /**
+   * Resolves when the process has exited (zombies count: the kernel has released its locks) and its
+   * output is in: both pipes ended, or OUTPUT_GRACE_MS passed (a descendant may hold them open).
+   */
   readonly exited: Promise<Exit>;
   /** All output as one string. */
   output(): string;
 }
+
+/** How long `exited` waits for the output pipes to end after the exit. */
+const OUTPUT_GRACE_MS = 200;
 
 const live = new Set<Helper>();
 const dirs = new Set<string>();
@@ -76,7 +82,18 @@ export function startProcess(command: string, args: string[], options: StartOpti
     });
     stream.on('end', () => pending && onLine(pending));
   }
-  const exited = new Promise<Exit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // 'exit' can come before the last lines of stdout and stderr (two pipes, read in no set order):
+  // wait for both to end, or for OUTPUT_GRACE_MS when a descendant keeps them open.
+  const ended = Promise.all([child.stdout!, child.stderr!].map((stream) => new Promise((resolve) => stream.once('end', resolve))));
+  const exited = new Promise<Exit>((resolve) =>
+    child.on('exit', (code, signal) => {
+      let timer: NodeJS.Timeout | undefined;
+      void Promise.race([ended, new Promise((r) => (timer = setTimeout(r, OUTPUT_GRACE_MS)))]).then(() => {
+        clearTimeout(timer);
+        resolve({ code, signal });
+      });
+    }),
+  );
 
   const helper: Helper = {
     child,
