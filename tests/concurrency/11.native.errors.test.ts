@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 import * as native from '../../lib/native.js';
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile } from '../../lib/native.js';
+import { thrown } from '../support/errors.js';
 import { startProcess, tempDir, useHelpers } from '../support/processes.js';
 
 useHelpers();
@@ -22,15 +23,6 @@ function closedFd(): number {
 
 const typeError = (code: string, message: RegExp) => expect.objectContaining({ name: 'TypeError', code, message: expect.stringMatching(message) });
 const rangeError = (code: string, message: RegExp) => expect.objectContaining({ name: 'RangeError', code, message: expect.stringMatching(message) });
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('did not throw');
-}
 
 describe('system-call errors', () => {
   it('flock on a closed fd throws EBADF in Node’s shape', () => {

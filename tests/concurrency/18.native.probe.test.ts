@@ -20,6 +20,7 @@ import {
   readdirMatching,
 } from '../../lib/native.js';
 import { fdLock, flockCanTake, heldElsewhere } from '../helpers/kernel-locks.js';
+import { thrown } from '../support/errors.js';
 import { startHelper, startProcess, tempDir, useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();
@@ -29,15 +30,6 @@ const SH = LOCK_SH | LOCK_NB;
 
 function openFds(): string[] {
   return readdirSync('/proc/self/fd');
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('did not throw');
 }
 
 describe('probeLockFile', () => {
