@@ -96,16 +96,36 @@ int main(int argc, char **argv) {
 }
 `;
 
+// What both Python sweeps share: the arguments and the listing (the same as the C loop's), and
+// the timed loop, which recreates the orphans' lockfiles before each sweep and checks them gone
+// after it.
+const PY_SETUP = String.raw`import fcntl, glob, json, os, sys, time
+lock_dir, listing, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+entries = [line.split(" ", 1) for line in open(listing).read().splitlines()]
+names = [name for _, name in entries]
+orphans = [f"{lock_dir}/cc-ci-app-{name}.lock" for kind, name in entries if kind == "O"]
+`;
+const PY_SAMPLES = String.raw`
+samples = []
+for r in range(-1, reps):
+    for path in orphans:
+        open(path, "w").close()
+    t0 = time.perf_counter_ns()
+    sweep()
+    elapsed = time.perf_counter_ns() - t0
+    if any(os.path.exists(path) for path in orphans):
+        sys.exit("janitor bench: the Python sweep left an orphan's lockfile")
+    if r >= 0:
+        samples.append(elapsed / len(names))
+print(json.dumps(samples))
+`;
+
 // The Python runner's janitor, line for line, with its print() and teardown_app() swapped for
 // no-ops, just as the cc-ci side gets a no-op log and teardown: the same work minus the I/O. Its
 // discovery is the candidate list matched against RUN_APP_RE, as cc-ci matches its run-app pattern.
 const PY_RUNNER_SWEEP = String.raw`
-import contextlib, fcntl, glob, json, os, re, sys, time
-lock_dir, listing, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+${PY_SETUP}import contextlib, re
 os.environ["CCCI_APP_LOCK_DIR"] = lock_dir
-entries = [line.split(" ", 1) for line in open(listing).read().splitlines()]
-names = [name for _, name in entries]
-orphans = [f"{lock_dir}/cc-ci-app-{name}.lock" for kind, name in entries if kind == "O"]
 RUN_APP_RE = re.compile(r"^[a-z0-9]{1,4}-[0-9a-f]{6}\.ci\.commoninternet\.net$")
 LONG_HELD_LOCK_SECONDS = ${LONG_HELD_MS / 1000}
 
@@ -177,29 +197,12 @@ def sweep():
                 finally:
                     f.close()
 
-samples = []
-for r in range(-1, reps):
-    for path in orphans:
-        open(path, "w").close()
-    t0 = time.perf_counter_ns()
-    sweep()
-    elapsed = time.perf_counter_ns() - t0
-    if any(os.path.exists(path) for path in orphans):
-        sys.exit("janitor bench: the Python sweep left an orphan's lockfile")
-    if r >= 0:
-        samples.append(elapsed / len(names))
-print(json.dumps(samples))
-`;
+${PY_SAMPLES}`;
 
 // The bare system-call loop of the Python runner's probe, without the runner's own code around it
 // (path building, log lines, teardown call): shown for context, no target.
 const PY_BARE_SWEEP = String.raw`
-import fcntl, glob, json, os, sys, time
-lock_dir, listing, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-entries = [line.split(" ", 1) for line in open(listing).read().splitlines()]
-seen = [name for _, name in entries]
-orphans = [f"{lock_dir}/cc-ci-app-{name}.lock" for kind, name in entries if kind == "O"]
-LONG_HELD = ${LONG_HELD_MS / 1000}
+${PY_SETUP}LONG_HELD = ${LONG_HELD_MS / 1000}
 
 def probe_and_reap(domain):
     path = f"{lock_dir}/cc-ci-app-{domain}.lock"
@@ -231,8 +234,8 @@ def probe_and_reap(domain):
         f.close()
 
 def sweep():
-    seen_set = set(seen)
-    for name in seen:
+    seen_set = set(names)
+    for name in names:
         probe_and_reap(name)
     for path in glob.glob(os.path.join(lock_dir, "cc-ci-app-*.lock")):
         domain = os.path.basename(path)[len("cc-ci-app-"):-len(".lock")]
@@ -251,19 +254,7 @@ def sweep():
         finally:
             f.close()
 
-samples = []
-for r in range(-1, reps):
-    for path in orphans:
-        open(path, "w").close()
-    t0 = time.perf_counter_ns()
-    sweep()
-    elapsed = time.perf_counter_ns() - t0
-    if any(os.path.exists(path) for path in orphans):
-        sys.exit("janitor bench: the Python sweep left an orphan's lockfile")
-    if r >= 0:
-        samples.append(elapsed / len(seen))
-print(json.dumps(samples))
-`;
+${PY_SAMPLES}`;
 
 interface Case {
   n: number;
