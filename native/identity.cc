@@ -50,18 +50,15 @@ napi_value SameFile(napi_env env, napi_callback_info info) {
   int fd;
   PathArg path;
   if (!FdArg(env, args[0], &fd) || !path.Read(env, args[1], "path", "lstat")) return nullptr;
-  struct stat held, named;
+  struct stat held;
   if (fstat(fd, &held) != 0) {
     ErrnoError(env, errno, "fstat").ThrowAsJavaScriptException();
     return nullptr;
   }
   bool same;
-  if (lstat(path.value, &named) == 0) {
-    same = held.st_dev == named.st_dev && held.st_ino == named.st_ino;
-  } else if (errno == ENOENT || errno == ENOTDIR) {
-    same = false;
-  } else {
-    ErrnoError(env, errno, "lstat", path.value).ThrowAsJavaScriptException();
+  int err = PathNames(path.value, held, &same);
+  if (err != 0) {
+    ErrnoError(env, err, "lstat", path.value).ThrowAsJavaScriptException();
     return nullptr;
   }
   napi_value result;
@@ -70,6 +67,19 @@ napi_value SameFile(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+int PathNames(const char* path, const struct stat& file, bool* same) {
+  struct stat named;
+  if (lstat(path, &named) == 0) {
+    *same = named.st_dev == file.st_dev && named.st_ino == file.st_ino;
+    return 0;
+  }
+  if (errno == ENOENT || errno == ENOTDIR) {
+    *same = false;
+    return 0;
+  }
+  return errno;
+}
 
 void InitIdentity(Napi::Env env, Napi::Object exports) {
   ExportFunction(env, exports, "identity", Identity);

@@ -568,15 +568,14 @@ napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
   }
   if (held.st_nlink == 1) return Int32(env, fd);
   if (held.st_nlink > 1) {
-    struct stat named;
-    if (lstat(path.value, &named) == 0) {
-      if (named.st_dev == held.st_dev && named.st_ino == held.st_ino) return Int32(env, fd);
-    } else if (errno != ENOENT && errno != ENOTDIR) {
-      int err = errno;
+    bool same;
+    int err = PathNames(path.value, held, &same);
+    if (err != 0) {
       ::close(fd);
       ErrnoError(env, err, "lstat", path.value).ThrowAsJavaScriptException();
       return nullptr;
     }
+    if (same) return Int32(env, fd);
   }
   ::close(fd);
   return Int32(env, kProbeReplaced);

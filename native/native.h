@@ -6,6 +6,7 @@
 #pragma once
 
 #include <napi.h>
+#include <sys/stat.h>
 
 namespace ccci {
 
@@ -13,6 +14,10 @@ void InitLocks(Napi::Env env, Napi::Object exports);
 void InitIdentity(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitDir(Napi::Env env, Napi::Object exports);
+
+// Whether `path` itself (lstat: a symlink is not its target) names `file`'s device and inode; a
+// path that is gone names nothing. Returns 0, or the errno of any other lstat failure.
+int PathNames(const char* path, const struct stat& file, bool* same);
 
 inline void ExportFunction(Napi::Env env, Napi::Object exports, const char* name, napi_callback callback) {
   napi_value fn;
