@@ -103,12 +103,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
   if (token !== undefined && /[\0-\x1f\x7f]/.test(token)) {
     throw new InputError('CCCI_GIT_TOKEN contains a control character (line break, tab, NUL, ...); its value is not shown');
   }
-  let server: string;
-  try {
-    server = abraServer(env);
-  } catch (error) {
-    throw new InputError((error as Error).message);
-  }
+  const server = abraServer(env); // an InputError of its own
   return {
     recipe,
     ref,

@@ -66,15 +66,15 @@ export async function checkout(dir: string, ref: string): Promise<void> {
   await git(dir, ['checkout', '--quiet', '--force', ref]);
 }
 
-/**
- * The published version to upgrade from: the newest tag, or the one before it when the code
- * under test is that newest tag itself. Null when there is none.
- */
 /** The recipe's published versions (its tags), oldest first. */
 export async function publishedVersions(dir: string): Promise<string[]> {
   return (await git(dir, ['tag', '--sort=v:refname'])).split('\n').filter(Boolean);
 }
 
+/**
+ * The published version to upgrade from: the newest tag, or the one before it when the code
+ * under test is that newest tag itself. Null when there is none.
+ */
 export async function previousVersion(dir: string, head: string): Promise<string | null> {
   const tags = await publishedVersions(dir);
   if (tags.length === 0) return null;
