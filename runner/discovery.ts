@@ -81,16 +81,12 @@ export function domainsOfServices(stdout: string, base = baseDomain()): string[]
 export async function discoverApps(context: Partial<HookContext> = {}): Promise<string[]> {
   const base = baseDomain();
   const options = { signal: context.signal, quiet: true, timeoutMs: LIST_TIMEOUT_MS, tag: '[docker]' };
-  const listDocker = async (): Promise<string[]> => {
-    const names: string[] = [];
-    for (const kind of ['service', 'volume', 'secret', 'network']) {
-      names.push((await exec('docker', [kind, 'ls', '--format', '{{.Name}}'], options)).stdout);
-    }
-    return names;
-  };
-  const [abra, docker] = await Promise.all([exec('abra', ['app', 'ls', '--machine'], { ...options, tag: '[abra]' }), listDocker()]);
-  const stacks = docker.flatMap((listing) => domainsOfServices(listing, base));
-  return [...new Set([...parseAbraAppLs(abra.stdout), ...stacks])].sort();
+  const [abra, ...docker] = await Promise.all([
+    exec('abra', ['app', 'ls', '--machine'], { ...options, tag: '[abra]' }),
+    ...['service', 'volume', 'secret', 'network'].map((kind) => exec('docker', [kind, 'ls', '--format', '{{.Name}}'], options)),
+  ]);
+  const stacks = docker.flatMap((listing) => domainsOfServices(listing.stdout, base));
+  return [...new Set([...parseAbraAppLs(abra!.stdout), ...stacks])].sort();
 }
 
 /** The janitor's hooks on a real host: abra + docker discovery, the runner's teardown (verified). */
