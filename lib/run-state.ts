@@ -33,13 +33,21 @@ const ENV: Record<keyof RunStateFiles, string> = {
   depsSkip: 'CCCI_DEPS_SKIP_REPORT',
 };
 
+/** Each file's name in runStatePath(): also how removeStaleRunState() recognises them. */
+const NAMES: Record<keyof RunStateFiles, string> = {
+  deployCount: 'deploys',
+  opState: 'opstate.json',
+  deps: 'deps.json',
+  depsSkip: 'depskip.txt',
+};
+
 /** Creates the run's state files, fresh, and exports their paths for child processes. */
 export function createRunState(): RunStateFiles {
   const files: RunStateFiles = {
-    deployCount: runStatePath('deploys'),
-    opState: runStatePath('opstate.json'),
-    deps: runStatePath('deps.json'),
-    depsSkip: runStatePath('depskip.txt'),
+    deployCount: runStatePath(NAMES.deployCount),
+    opState: runStatePath(NAMES.opState),
+    deps: runStatePath(NAMES.deps),
+    depsSkip: runStatePath(NAMES.depsSkip),
   };
   writeFileSync(files.deployCount, '0');
   writeFileSync(files.opState, '{}');
@@ -74,7 +82,7 @@ export function removeRunState(files: RunStateFiles): void {
   for (const path of Object.values(files)) rmSync(path, { force: true });
 }
 
-const STATE_FILE = /^ccci-(?:deploys|opstate\.json|deps\.json|depskip\.txt)-.+-(\d+)$/;
+const STATE_FILE = new RegExp(`^ccci-(?:${Object.values(NAMES).map((name) => name.replace('.', '\\.')).join('|')})-.+-(\\d+)$`);
 
 function alive(pid: number): boolean {
   try {
