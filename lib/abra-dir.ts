@@ -5,9 +5,9 @@
 // `recipes/` of its own: two runs of one recipe never share a working tree, so no lock is needed.
 import { lstatSync, mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 
-import { InputError, assertRecipe } from './naming.js';
+import { InputError, absoluteDir, assertRecipe } from './naming.js';
 
 export const DEFAULT_RUNS_DIR = '/var/lib/cc-ci-runs';
 
@@ -42,9 +42,7 @@ export function runId(): string {
  * a relative one somewhere else.
  */
 export function runsDir(): string {
-  const dir = process.env.CCCI_RUNS_DIR || DEFAULT_RUNS_DIR;
-  if (!isAbsolute(dir)) throw new InputError(`CCCI_RUNS_DIR must be an absolute path, got ${JSON.stringify(dir)}`);
-  return dir;
+  return absoluteDir('CCCI_RUNS_DIR', process.env.CCCI_RUNS_DIR || DEFAULT_RUNS_DIR);
 }
 
 /** `<runs>/<run-id>`: the run's artifacts (log, results.json, abra dir). */

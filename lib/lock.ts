@@ -4,9 +4,9 @@
 //
 // Same path and lock type as the Python runner and flock(1), so all three interoperate.
 import { chmodSync, closeSync, futimesSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
-import { InputError, assertDomain } from './naming.js';
+import { absoluteDir, assertDomain } from './naming.js';
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile, pathIdentity, sameFile } from './native.js';
 
 export const DEFAULT_LOCK_DIR = '/run/lock';
@@ -25,11 +25,6 @@ export const WAIT_LOG_GRACE_MS = 200;
  */
 export function lockDir(): string {
   return absoluteDir('CCCI_APP_LOCK_DIR', process.env.CCCI_APP_LOCK_DIR || DEFAULT_LOCK_DIR);
-}
-
-function absoluteDir(variable: string, dir: string): string {
-  if (!isAbsolute(dir)) throw new InputError(`${variable} must be an absolute path, got ${JSON.stringify(dir)}`);
-  return dir;
 }
 
 /**

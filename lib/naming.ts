@@ -5,6 +5,7 @@
 // Guarantees: every name this module builds passes its own validator; a warm/canonical app never
 // matches the run-app pattern; the reverse map only answers for names the forward map can produce.
 import { createHash } from 'node:crypto';
+import { isAbsolute } from 'node:path';
 
 export const DEFAULT_BASE_DOMAIN = 'ci.commoninternet.net';
 
@@ -27,6 +28,12 @@ export function show(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** `dir`, the value of `variable`, if it is an absolute path; else an InputError naming both. */
+export function absoluteDir(variable: string, dir: string): string {
+  if (!isAbsolute(dir)) throw new InputError(`${variable} must be an absolute path, got ${JSON.stringify(dir)}`);
+  return dir;
 }
 
 /** `CCCI_BASE_DOMAIN`, read at call time; default `ci.commoninternet.net`. */
