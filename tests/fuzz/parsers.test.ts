@@ -92,6 +92,17 @@ function shown(value: unknown): string {
  * TypeError nor a RangeError) with a one-line message that contains the start of `input` as
  * JSON.stringify shows it. Anything else fails the case, with the input in the message.
  */
+/** Whether `fn` accepted `input`; a refusal must be a clear InputError (checked here). */
+function accepts(target: string, input: unknown, fn: (input: unknown) => void): boolean {
+  try {
+    fn(input);
+    return true;
+  } catch (error) {
+    expectClearError(error, target, input);
+    return false;
+  }
+}
+
 function expectClearError(error: unknown, target: string, input: unknown, options: { plain?: boolean; parseArgs?: boolean; names?: string } = {}): void {
   const where = `${target}(${shown(input).slice(0, 300)})`;
   if (!(error instanceof Error)) throw new Error(`${where} threw a non-Error: ${String(error)}`);
@@ -376,13 +387,7 @@ describe(`parser fuzz (seed ${SEED})`, () => {
     const rng = rngFor('assertDomain');
     const check = (input: unknown): void => {
       count('assertDomain');
-      let accepted = false;
-      try {
-        assertDomain(input);
-        accepted = true;
-      } catch (error) {
-        expectClearError(error, 'assertDomain', input);
-      }
+      const accepted = accepts('assertDomain', input, assertDomain);
       expect(accepted, `assertDomain(${shown(input).slice(0, 300)})`).toBe(domainOk(input));
       if (accepted) {
         const file = `cc-ci-app-${input as string}.lock`;
@@ -425,13 +430,7 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       rng.string('abcdefghijklmnopqrstuvwxyz0123456789', 1) + rng.string('abcdefghijklmnopqrstuvwxyz0123456789-_', rng.int(0, rng.chance(0.1) ? 100 : 20));
     for (const input of inputs(rng, N(5000), valid)) {
       count('assertRecipe');
-      let accepted = false;
-      try {
-        assertRecipe(input);
-        accepted = true;
-      } catch (error) {
-        expectClearError(error, 'assertRecipe', input);
-      }
+      const accepted = accepts('assertRecipe', input, assertRecipe);
       expect(accepted, `assertRecipe(${JSON.stringify(input)})`).toBe(recipeOk(input));
       if (accepted) expect(/[/\\.\0]/.test(input)).toBe(false);
     }
