@@ -3,11 +3,11 @@
 // dies: the kernel releases the lock when the last fd goes. There is deliberately no unlock.
 //
 // Same path and lock type as the Python runner and flock(1), so all three interoperate.
-import { chmodSync, closeSync, futimesSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, futimesSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { absoluteDir, assertDomain } from './naming.js';
-import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile, pathIdentity, sameFile } from './native.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile, pathIdentity, readdirMatching, sameFile } from './native.js';
 
 export const DEFAULT_LOCK_DIR = '/run/lock';
 /** Lockfiles are `<dir>/<LOCKFILE_PREFIX><domain><LOCKFILE_SUFFIX>`. */
@@ -320,12 +320,12 @@ export function lockHolders(): LockHolder[] {
 
 /** Names of the `cc-ci-app-*.lock` files in the lock dir, sorted; none when the dir is missing. */
 export function listLockfiles(): string[] {
-  let names: string[];
+  let domains: string[];
   try {
-    names = readdirSync(lockDir());
+    domains = readdirMatching(lockDir(), PREFIX, SUFFIX);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  return names.filter((name) => domainOfLockfile(name) !== null).sort();
+  return domains.map((domain) => `${PREFIX}${domain}${SUFFIX}`).sort();
 }
