@@ -3,11 +3,12 @@
 // A run gets `<runs>/<run-id>/abra/` with `servers/` and `catalogue/` symlinked to the canonical
 // `~/.abra` (app .env files stay where every tool and the janitor look for them) and a fresh
 // `recipes/` of its own: two runs of one recipe never share a working tree, so no lock is needed.
-import { lstatSync, mkdirSync, readlinkSync, symlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, statSync, symlinkSync, type Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { InputError, absoluteDir, assertRecipe } from './naming.js';
+import { InputError } from './errors.js';
+import { absoluteDir, assertRecipe } from './naming.js';
 
 export const DEFAULT_RUNS_DIR = '/var/lib/cc-ci-runs';
 
@@ -29,9 +30,10 @@ export function recipeDir(recipe: string): string {
 
 /** `CCCI_RUN_ID`, else `DRONE_BUILD_NUMBER`, else `manual-<pid>` (two hand runs never share). */
 export function runId(): string {
+  const variable = process.env.CCCI_RUN_ID ? 'CCCI_RUN_ID' : process.env.DRONE_BUILD_NUMBER ? 'DRONE_BUILD_NUMBER' : 'run id';
   const id = process.env.CCCI_RUN_ID || process.env.DRONE_BUILD_NUMBER || `manual-${process.pid}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id) || id.includes('..')) {
-    throw new InputError(`run id must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-': ${JSON.stringify(id)}`);
+    throw new InputError(`${variable} (the run id) must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-': ${JSON.stringify(id)}`);
   }
   return id;
 }
@@ -45,17 +47,48 @@ export function runsDir(): string {
   return absoluteDir('CCCI_RUNS_DIR', process.env.CCCI_RUNS_DIR || DEFAULT_RUNS_DIR);
 }
 
-/** `<runs>/<run-id>`: the run's artifacts (log, results.json, abra dir). */
+/** `<runs>/<run-id>`: the run's artifacts (log, results.json, abra dir, state). */
 export function runDir(): string {
   return join(runsDir(), runId());
 }
 
-function makeDir(path: string, what: string): void {
+/**
+ * Creates the run dir, `<runs>/<run-id>`, mode 0700, and checks that only this user can write to it
+ * or to the runs dir above it: everything a run writes (state, results, log, snapshots) lives
+ * there, so a path another local user could have planted is never written through or followed.
+ * docs/threat-model.md#the-runs-dir
+ */
+export function ensureRunDir(): string {
+  const runs = runsDir();
+  makeDir(runs, 'runs dir', 'CCCI_RUNS_DIR', 0o755);
+  trusted(runs, 'runs dir', { owners: 'us-or-root', sticky: true });
+  const dir = join(runs, runId());
+  makeDir(dir, 'run dir', 'CCCI_RUNS_DIR', 0o700);
+  trusted(dir, 'run dir', { owners: 'us', sticky: false });
+  return dir;
+}
+
+function trusted(path: string, what: string, rule: { owners: 'us' | 'us-or-root'; sticky: boolean }): void {
+  const euid = process.geteuid?.() ?? 0;
+  const ownedWell = (stat: Stats): boolean => stat.uid === euid || (rule.owners === 'us-or-root' && stat.uid === 0);
+  const refuse = (why: string): never => {
+    throw new InputError(`${what} ${path} ${why} (CCCI_RUNS_DIR): refusing to write there`, { code: 'ERR_CCCI_RUNS_DIR', path });
+  };
+  const link = lstatSync(path);
+  if (link.isSymbolicLink() && (rule.owners === 'us' || !ownedWell(link))) refuse(`is a symlink owned by uid ${link.uid}`);
+  const stat = link.isSymbolicLink() ? statSync(path) : link;
+  if (!stat.isDirectory()) refuse('is not a directory');
+  if (!ownedWell(stat)) refuse(`is owned by uid ${stat.uid}, not by this process's uid ${euid}`);
+  const othersWrite = (stat.mode & 0o022) !== 0;
+  if (othersWrite && !(rule.sticky && (stat.mode & 0o1000) !== 0)) refuse(`is writable by others (mode ${(stat.mode & 0o7777).toString(8)})`);
+}
+
+function makeDir(path: string, what: string, variable: string, mode = 0o755): void {
   try {
-    mkdirSync(path, { recursive: true });
+    mkdirSync(path, { recursive: true, mode });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    throw new InputError(`${what} ${path} cannot be created: ${e.message || e.code}`);
+    throw new InputError(`${what} ${path} cannot be created (${variable}): ${e.message || e.code}`, { code: e.code, path, cause: e });
   }
 }
 
@@ -66,11 +99,11 @@ function makeDir(path: string, what: string): void {
  */
 export function setupRunAbraDir(log: (line: string) => void = () => {}): string {
   const canonical = canonicalAbraDir();
-  const dir = join(runDir(), 'abra');
-  makeDir(join(dir, 'recipes'), 'runs dir');
+  const dir = join(ensureRunDir(), 'abra');
+  makeDir(join(dir, 'recipes'), 'run dir', 'CCCI_RUNS_DIR');
   for (const shared of ['servers', 'catalogue']) {
     const target = join(canonical, shared);
-    makeDir(target, 'canonical abra dir');
+    makeDir(target, 'canonical abra dir', 'HOME');
     const link = join(dir, shared);
     let existing: string | null = null;
     try {

@@ -12,35 +12,20 @@
 // - a dry run changes nothing: no teardown, no unlink, no lockfile created.
 //
 // The decision table, the report and the CLI output are documented in docs/janitor.md.
-import { closeSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 
 import { resolveDeadlineSeconds } from './lifetime.js';
 import {
   LOCKFILE_PREFIX,
   LOCKFILE_SUFFIX,
-  domainOfLockfile,
   holderOf,
   legacyLockDir,
-  listLockfiles,
   lockDir,
-  lockHolders,
-  parseProcLocks,
-} from './lock.js';
+  lockfilesHeldAfterUnlink,
+  probeLockfile,
+} from './lockfiles.js';
 import { runAppPattern } from './naming.js';
-import {
-  LOCK_EX,
-  LOCK_NB,
-  LOCK_SH,
-  LOCK_UN,
-  PROBE_BUSY,
-  PROBE_REPLACED,
-  dropLockFile,
-  flock,
-  openLockFile,
-  probeLockFile,
-  readdirMatching,
-  sameFile,
-} from './native.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, PROBE_BUSY, PROBE_REPLACED, dropLockFile, probeLockFile, readdirMatching, sameFile } from './native.js';
 
 /** A lock held past twice the hard deadline: no healthy run lives that long. */
 export interface LongHeld {
@@ -225,21 +210,7 @@ class Sweep {
   private heldAtLegacyPath(domain: string): boolean {
     if (this.legacyDir === null) return false;
     const path = `${this.legacyDir}/${PREFIX}${domain}${SUFFIX}`;
-    let fd: number;
-    try {
-      fd = openLockFile(path, false);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw error;
-    }
-    try {
-      if (flock(fd, LOCK_SH | LOCK_NB)) {
-        flock(fd, LOCK_UN);
-        return false;
-      }
-    } finally {
-      closeSync(fd);
-    }
+    if (probeLockfile(path) !== 'held') return false;
     this.log(`   janitor: ${domain} — lock held at the legacy path ${path} by a live run, leaving it`);
     this.report.live.push(domain);
     return true;
@@ -380,91 +351,4 @@ class Sweep {
       report.tidied.push(domain);
     }
   }
-}
-
-/**
- * Domains of the lockfiles in `dir` that were unlinked while a process still holds a lock on them
- * (they show as `<path> (deleted)` among its fds). Looked at only when a candidate's lockfile is
- * absent: without it, deleting a live run's lockfile by hand would make that run look dead.
- */
-function lockfilesHeldAfterUnlink(dir: string): Set<string> {
-  const found = new Set<string>();
-  let prefix: string;
-  let owners: Map<string, number>;
-  try {
-    prefix = `${realpathSync(dir)}/${PREFIX}`;
-    owners = parseProcLocks(readFileSync('/proc/locks', 'utf8'));
-  } catch {
-    return found;
-  }
-  const lockedInodes = new Set<string>();
-  for (const key of owners.keys()) lockedInodes.add(key.slice(key.lastIndexOf(':') + 1));
-  const deleted = `${SUFFIX} (deleted)`;
-  for (const pid of new Set(owners.values())) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue; // gone, or not ours to look at
-    }
-    for (const fd of fds) {
-      try {
-        const link = `/proc/${pid}/fd/${fd}`;
-        const target = readlinkSync(link);
-        if (!target.startsWith(prefix) || !target.endsWith(deleted)) continue;
-        // Only an fd on a locked inode counts: a waiter's fd on an unlinked file holds nothing.
-        if (lockedInodes.has(String(statSync(link, { bigint: true }).ino))) {
-          found.add(target.slice(prefix.length, -deleted.length));
-        }
-      } catch {
-        // closed meanwhile
-      }
-    }
-  }
-  return found;
-}
-
-/** One app lockfile, as `cc-ci locks` shows it. */
-export interface AppLockInfo {
-  domain: string;
-  path: string;
-  state: 'held' | 'free';
-  /** Time since the lockfile's mtime: since its holder took it, or since the last run took it. */
-  ageMs: number;
-  /** The holder as /proc/locks names it; null when free (or when the kernel does not tell). */
-  holder: { pid: number; command: string | null } | null;
-}
-
-/**
- * Every `cc-ci-app-*.lock` in the lock dir, sorted by domain, probed with a shared non-blocking
- * lock (which a run's exclusive lock refuses, and which never disturbs anyone). Entries that are
- * not lockfiles (a directory, a FIFO) are left out and passed to `onBad`.
- */
-export function inspectAppLocks(onBad: (path: string, why: string) => void = () => {}): AppLockInfo[] {
-  const dir = lockDir();
-  const holders = new Map(lockHolders().map((h) => [h.path, h]));
-  const now = Date.now();
-  const locks: AppLockInfo[] = [];
-  const mtime = new Float64Array(1);
-  for (const name of listLockfiles()) {
-    const path = `${dir}/${name}`;
-    let fd: number;
-    try {
-      fd = probeLockFile(path, LOCK_SH | LOCK_NB, false, mtime);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') onBad(path, describe(error));
-      continue;
-    }
-    if (fd === PROBE_REPLACED) continue; // unlinked while we looked (reaped or tidied): gone
-    if (fd >= 0) closeSync(fd);
-    const holder = fd === PROBE_BUSY ? holders.get(path) : undefined;
-    locks.push({
-      domain: domainOfLockfile(name)!,
-      path,
-      state: fd === PROBE_BUSY ? 'held' : 'free',
-      ageMs: Math.max(0, Math.round(now - mtime[0]!)),
-      holder: holder ? { pid: holder.pid, command: holder.command } : null,
-    });
-  }
-  return locks.sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
 }

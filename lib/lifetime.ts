@@ -14,7 +14,7 @@
 import { writeSync } from 'node:fs';
 import { constants } from 'node:os';
 
-import { InputError } from './naming.js';
+import { CcciError, InputError, RunAbortedError, exitCodeFor, type RunEnd } from './errors.js';
 import { alarm, getPdeathsig, getppid, resetSignalDefault, setPdeathsig } from './native.js';
 
 // The parent this process had when it started (near enough: when this module loaded). If getppid()
@@ -33,26 +33,6 @@ const BACKSTOP_SECONDS = 1;
 /** The signals that end a run. SIGALRM is the hard deadline. */
 export type GuardedSignal = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGALRM';
 const GUARDED: readonly GuardedSignal[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGALRM'];
-
-/**
- * How a run ended: a guarded signal, `main` returning (or, without run(), the event loop running
- * dry), `main` throwing (or an uncaught error), or `main` stalling on a promise nothing can settle.
- */
-export type RunEnd = GuardedSignal | 'returned' | 'threw' | 'stalled';
-
-/** The reason `Lifetime.signal` is aborted with: which way the run ended, and the exit code that follows. */
-export class RunAbortedError extends Error {
-  override readonly name = 'AbortError';
-  readonly code = 'ABORT_ERR';
-  constructor(
-    readonly end: RunEnd,
-    readonly exitCode: number,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
 
 /** A teardown step. Its `signal` aborts when the teardown budget runs out, just before the process exits. */
 export type TeardownStep = (signal: AbortSignal) => void | Promise<void>;
@@ -97,9 +77,7 @@ let installed = false;
  */
 export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
   if (installed) {
-    throw Object.assign(new Error('cc-ci: lifetime guards are already installed in this process (one Lifetime per process)'), {
-      code: 'ERR_CCCI_LIFETIME_INSTALLED',
-    });
+    throw new CcciError('ERR_CCCI_LIFETIME_INSTALLED', 'lifetime guards are already installed in this process (one Lifetime per process)');
   }
   const deadline = resolveDeadlineSeconds(options.deadlineSeconds);
   const budget = wholeSeconds(
@@ -120,14 +98,14 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
   setPdeathsig(constants.signals.SIGTERM);
   const armed = getPdeathsig();
   if (armed !== constants.signals.SIGTERM) {
-    throw new Error(`cc-ci: PR_SET_PDEATHSIG(SIGTERM) did not take: PR_GET_PDEATHSIG reports ${armed}`);
+    throw new CcciError('ERR_CCCI_PDEATHSIG', `PR_SET_PDEATHSIG(SIGTERM) did not take: PR_GET_PDEATHSIG reports ${armed}`);
   }
   // Checked only after arming: a parent dying from here on is caught by the signal, one that died
   // before is caught here. Either way no run goes unguarded.
   const why = orphaned(expected);
   if (why !== null) {
     lifetime.log(`== refusing to run: ${why} ==`);
-    process.exit(1);
+    process.exit(exitCodeFor(new CcciError('ERR_CCCI_ORPHANED', why)));
   }
   alarm(deadline);
   warmUp();
@@ -192,12 +170,12 @@ class Guards implements Lifetime {
   }
 
   onTeardown(step: TeardownStep): void {
-    if (typeof step !== 'function') throw new TypeError('onTeardown: step must be a function');
+    if (typeof step !== 'function') throw Object.assign(new TypeError('onTeardown: step must be a function'), { code: 'ERR_INVALID_ARG_TYPE' });
     this.steps.push(step); // also fine while tearing down: the loop below pops until empty
   }
 
   run(main: (signal: AbortSignal) => Promise<number>): Promise<never> {
-    if (this.runCalled) throw new Error('cc-ci: Lifetime.run() may be called once');
+    if (this.runCalled) throw new CcciError('ERR_CCCI_LIFETIME_RUN', 'Lifetime.run() may be called once');
     this.runCalled = true;
     if (this.ended === undefined) {
       let result: Promise<number>;
@@ -259,7 +237,7 @@ class Guards implements Lifetime {
     }
     this.log(describe(error));
     this.log(`== ${what} — tearing down ==`);
-    this.end('threw', 1, what, { byMain, cause: error });
+    this.end('threw', exitCodeFor(error), what, { byMain, cause: error });
   }
 
   // The funnel: every way of ending comes through here, and only the first one gets past the guard.

@@ -7,28 +7,12 @@
 import { createHash } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 
+import { InputError, show } from './errors.js';
+
 export const DEFAULT_BASE_DOMAIN = 'ci.commoninternet.net';
 
 /** abra trims a sanitised app name (its stack name) to this many characters. */
 export const MAX_STACK_NAME_LENGTH = 45;
-
-/** A bad input at a boundary: the message names the input; the CLI exits 2 on it. */
-export class InputError extends Error {
-  readonly code = 'ERR_CCCI_INPUT';
-  constructor(message: string) {
-    super(message);
-    this.name = 'InputError';
-  }
-}
-
-/** A bad value as an error message shows it: strings quoted, anything else by type and value, never a throw. */
-export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
-  if (value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
 
 /** `dir`, the value of `variable`, if it is an absolute path; else an InputError naming both. */
 export function absoluteDir(variable: string, dir: string): string {
@@ -62,11 +46,14 @@ export function assertDomain(domain: unknown, what = 'domain'): asserts domain i
   }
 }
 
-/** A recipe name as abra knows it: 1-100 of a-z, 0-9, `-` and `_`, starting with a letter or digit. */
-export function assertRecipe(recipe: unknown): asserts recipe is string {
+/**
+ * A recipe name as abra knows it: 1-100 of a-z, 0-9, `-` and `_`, starting with a letter or digit.
+ * `what` names the input in the error (`RECIPE`, `--recipe`).
+ */
+export function assertRecipe(recipe: unknown, what = 'recipe name'): asserts recipe is string {
   const shown = show(recipe);
   if (typeof recipe !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,99}$/.test(recipe)) {
-    throw new InputError(`recipe name must be 1-100 characters of a-z, 0-9, '-' and '_' (no path characters): ${shown}`);
+    throw new InputError(`${what} must be 1-100 characters of a-z, 0-9, '-' and '_' (no path characters): ${shown}`);
   }
 }
 

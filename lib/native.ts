@@ -8,36 +8,100 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { CcciError } from './errors.js';
+
 /** `{dev, ino}` of a file, as bigint: an inode number can exceed 2^53. */
 export interface FileIdentity {
   dev: bigint;
   ino: bigint;
 }
 
+/** The addon, typed once: every export below is one of these members, with its doc. */
 interface Binding {
+  /**
+   * flock(2) without blocking: `true` when granted, `false` when busy (no exception is built on that
+   * path). `op` is LOCK_SH or LOCK_EX with LOCK_NB, or LOCK_UN. A blocking op is refused: use
+   * {@link flockWait}. Note the kernel's rule: a failed conversion drops the lock the fd held.
+   */
   flock(fd: number, op: number): boolean;
+  /** The raw wait: its promise and a cancel function. Use the exported {@link flockWait}. */
   flockWait(fd: number, op: number): [Promise<void>, () => void];
+  /**
+   * Opens a lockfile read-only, close-on-exec, without following a symlink and without blocking on a
+   * FIFO; with `create`, creates a missing one 0644 whatever the umask (an existing file's mode is
+   * left alone). Throws EISDIR / EFTYPE for a path that is not a regular file, EPERM for one owned by
+   * another uid, ELOOP for a symlink, and the kernel's error (ENOENT, EACCES, ...) otherwise.
+   *
+   * The owner is compared with the euid the addon last asked the kernel for, and the kernel is asked
+   * again whenever they differ: after a seteuid(), a file owned by the previous euid is accepted
+   * until the first file that is not.
+   */
   openLockFile(path: string, create: boolean): number;
+  /**
+   * One probe of a lockfile, as the janitor makes it: open it as {@link openLockFile} does, flock it
+   * with `op` (LOCK_SH or LOCK_EX, with LOCK_NB), and check that the path still names the locked
+   * inode. Returns the fd, holding the lock, for the caller to close; or, having closed it,
+   * {@link PROBE_BUSY} or {@link PROBE_REPLACED}. With `mtimeOut`, `mtimeOut[0]` receives the
+   * lockfile's mtime (ms since the epoch) as of after the flock. Throws what openLockFile throws.
+   *
+   * The identity check reads the inode's link count from the same fstat: lockfiles change only by
+   * unlink, never by rename or link, so one link means the path still names it and none means it
+   * was unlinked. An inode with several links is compared with the path (lstat) instead.
+   */
   probeLockFile(path: string, op: number, create: boolean, mtimeOut?: Float64Array): number;
+  /**
+   * Unlinks a lockfile, then closes the fd that holds its lock: the order the janitor needs, so a
+   * run woken by the release finds the path gone or new. A closed or invalid fd is refused (EBADF)
+   * before anything is unlinked; a valid one is closed even when the unlink fails, and the unlink's
+   * error (`syscall` `'unlink'`) is thrown after.
+   */
   dropLockFile(fd: number, path: string): void;
+  /**
+   * The `X` of every entry of `dir` named `prefix + X + suffix` (`X` not empty), in directory order:
+   * one pass of getdents(2), with neither the sorting nor the entries `fs.readdirSync` builds. Throws
+   * the kernel's error (ENOENT, ENOTDIR, EACCES, ...) as opendir/readdir.
+   */
   readdirMatching(dir: string, prefix: string, suffix: string): string[];
+  /** `{dev, ino}` of an open fd (fstat). */
   identity(fd: number): FileIdentity;
+  /** `{dev, ino}` of a path (stat: follows a symlink). */
   pathIdentity(path: string): FileIdentity;
+  /**
+   * True only if the fd and the path are the same inode on the same device; false if the path is
+   * gone. The path itself is compared (lstat): a symlink there is not the file it points to.
+   */
   sameFile(fd: number, path: string): boolean;
+  /** prctl(PR_SET_PDEATHSIG): the signal this process gets when the thread that forked it dies. */
   setPdeathsig(signal: number): void;
+  /** prctl(PR_GET_PDEATHSIG). */
   getPdeathsig(): number;
+  /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process. */
   setChildSubreaper(on: boolean): void;
+  /** prctl(PR_GET_CHILD_SUBREAPER). */
   getChildSubreaper(): boolean;
+  /** alarm(2): SIGALRM after `seconds` (0 cancels); returns the seconds left on the previous alarm. */
   alarm(seconds: number): number;
+  /**
+   * sigaction(SIG_DFL) for `signal`, underneath Node: the kernel's default action applies again even
+   * though JS listeners remain registered. For last-resort backstops only.
+   */
   resetSignalDefault(signal: number): void;
+  /** getppid(2), asked of the kernel on every call. */
   getppid(): number;
+  /** setsid(2): a new session and process group led by this process. */
   setsid(): number;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_NB: number;
   LOCK_UN: number;
+  /** {@link probeLockFile}: another open file holds a conflicting lock. */
   PROBE_BUSY: number;
+  /** {@link probeLockFile}: the lock was granted, but the path no longer names the locked inode. */
   PROBE_REPLACED: number;
+  /**
+   * The real-time signal the addon sends to a waiting thread to cancel it. A JS listener for it
+   * would replace the native handler and make cancellation hang: do not listen for it.
+   */
   WAIT_CANCEL_SIGNAL: number;
 }
 
@@ -46,7 +110,7 @@ function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'binding.gyp'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cc-ci: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
+    if (parent === dir) throw new CcciError('ERR_CCCI_PACKAGE_ROOT', `cannot find the package root (binding.gyp) above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
   return dir;
@@ -55,20 +119,31 @@ function packageRoot(): string {
 const require = createRequire(import.meta.url);
 const binding = (require('node-gyp-build') as (dir: string) => Binding)(packageRoot());
 
-export const { LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN } = binding;
-
-/**
- * The real-time signal the addon sends to a waiting thread to cancel it. A JS listener for it
- * would replace the native handler and make cancellation hang: do not listen for it.
- */
-export const WAIT_CANCEL_SIGNAL = binding.WAIT_CANCEL_SIGNAL;
-
-/**
- * flock(2) without blocking: `true` when granted, `false` when busy (no exception is built on that
- * path). `op` is LOCK_SH or LOCK_EX with LOCK_NB, or LOCK_UN. A blocking op is refused: use
- * {@link flockWait}. Note the kernel's rule: a failed conversion drops the lock the fd held.
- */
-export const flock: (fd: number, op: number) => boolean = binding.flock;
+export const {
+  LOCK_SH,
+  LOCK_EX,
+  LOCK_NB,
+  LOCK_UN,
+  WAIT_CANCEL_SIGNAL,
+  flock,
+  openLockFile,
+  PROBE_BUSY,
+  PROBE_REPLACED,
+  probeLockFile,
+  dropLockFile,
+  readdirMatching,
+  identity,
+  pathIdentity,
+  sameFile,
+  setPdeathsig,
+  getPdeathsig,
+  setChildSubreaper,
+  getChildSubreaper,
+  alarm,
+  resetSignalDefault,
+  getppid,
+  setsid,
+} = binding;
 
 export interface FlockWaitOptions {
   /** Aborting rejects the wait with `signal.reason`. */
@@ -137,77 +212,3 @@ export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}
   );
 }
 
-/**
- * Opens a lockfile read-only, close-on-exec, without following a symlink and without blocking on a
- * FIFO; with `create`, creates a missing one 0644 whatever the umask (an existing file's mode is
- * left alone). Throws EISDIR / EFTYPE for a path that is not a regular file, EPERM for one owned by
- * another uid, ELOOP for a symlink, and the kernel's error (ENOENT, EACCES, ...) otherwise.
- *
- * The owner is compared with the euid the addon last asked the kernel for, and the kernel is asked
- * again whenever they differ: after a seteuid(), a file owned by the previous euid is accepted
- * until the first file that is not.
- */
-export const openLockFile: (path: string, create: boolean) => number = binding.openLockFile;
-
-/** {@link probeLockFile}: another open file holds a conflicting lock. */
-export const PROBE_BUSY: number = binding.PROBE_BUSY;
-/** {@link probeLockFile}: the lock was granted, but the path no longer names the locked inode. */
-export const PROBE_REPLACED: number = binding.PROBE_REPLACED;
-
-/**
- * One probe of a lockfile, as the janitor makes it: open it as {@link openLockFile} does, flock it
- * with `op` (LOCK_SH or LOCK_EX, with LOCK_NB), and check that the path still names the locked
- * inode. Returns the fd, holding the lock, for the caller to close; or, having closed it,
- * {@link PROBE_BUSY} or {@link PROBE_REPLACED}. With `mtimeOut`, `mtimeOut[0]` receives the
- * lockfile's mtime (ms since the epoch) as of after the flock. Throws what openLockFile throws.
- *
- * The identity check reads the inode's link count from the same fstat: lockfiles change only by
- * unlink, never by rename or link, so one link means the path still names it and none means it
- * was unlinked. An inode with several links is compared with the path (lstat) instead.
- */
-export const probeLockFile: (path: string, op: number, create: boolean, mtimeOut?: Float64Array) => number = binding.probeLockFile;
-
-/**
- * Unlinks a lockfile, then closes the fd that holds its lock: the order the janitor needs, so a
- * run woken by the release finds the path gone or new. A closed or invalid fd is refused (EBADF)
- * before anything is unlinked; a valid one is closed even when the unlink fails, and the unlink's
- * error (`syscall` `'unlink'`) is thrown after.
- */
-export const dropLockFile: (fd: number, path: string) => void = binding.dropLockFile;
-
-/**
- * The `X` of every entry of `dir` named `prefix + X + suffix` (`X` not empty), in directory order:
- * one pass of getdents(2), with neither the sorting nor the entries `fs.readdirSync` builds. Throws
- * the kernel's error (ENOENT, ENOTDIR, EACCES, ...) as opendir/readdir.
- */
-export const readdirMatching: (dir: string, prefix: string, suffix: string) => string[] = binding.readdirMatching;
-
-/** `{dev, ino}` of an open fd (fstat). */
-export const identity: (fd: number) => FileIdentity = binding.identity;
-/** `{dev, ino}` of a path (stat: follows a symlink). */
-export const pathIdentity: (path: string) => FileIdentity = binding.pathIdentity;
-/**
- * True only if the fd and the path are the same inode on the same device; false if the path is
- * gone. The path itself is compared (lstat): a symlink there is not the file it points to.
- */
-export const sameFile: (fd: number, path: string) => boolean = binding.sameFile;
-
-/** prctl(PR_SET_PDEATHSIG): the signal this process gets when the thread that forked it dies. */
-export const setPdeathsig: (signal: number) => void = binding.setPdeathsig;
-/** prctl(PR_GET_PDEATHSIG). */
-export const getPdeathsig: () => number = binding.getPdeathsig;
-/** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process. */
-export const setChildSubreaper: (on: boolean) => void = binding.setChildSubreaper;
-/** prctl(PR_GET_CHILD_SUBREAPER). */
-export const getChildSubreaper: () => boolean = binding.getChildSubreaper;
-/** alarm(2): SIGALRM after `seconds` (0 cancels); returns the seconds left on the previous alarm. */
-export const alarm: (seconds: number) => number = binding.alarm;
-/**
- * sigaction(SIG_DFL) for `signal`, underneath Node: the kernel's default action applies again even
- * though JS listeners remain registered. For last-resort backstops only.
- */
-export const resetSignalDefault: (signal: number) => void = binding.resetSignalDefault;
-/** getppid(2), asked of the kernel on every call. */
-export const getppid: () => number = binding.getppid;
-/** setsid(2): a new session and process group led by this process. */
-export const setsid: () => number = binding.setsid;

@@ -1,21 +1,20 @@
-// Run-scoped state files, handed to stage children through CCCI_*_FILE variables.
+// Run-scoped state files: the deploy count, the stages' shared state, and the two dependency files
+// handed to recipe hooks and tests through CCCI_*_FILE variables.
 //
-// Keyed by run id + pid, never by app domain: a second run of the same domain runs its preamble
-// before it blocks on the app lock, so domain-keyed files would be reset under the live first run.
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// They live in `<run dir>/state-<pid>/`, a directory only this user can write to (never the shared
+// temp dir, where another local user could plant a symlink for a root run to write through:
+// docs/threat-model.md#the-runs-dir). Keyed by run and pid, never by app domain: a second run of
+// the same domain runs its preamble before it blocks on the app lock, so domain-keyed files would
+// be reset under the live first run. Paths are passed explicitly, never read back from process.env.
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { runId } from './abra-dir.js';
-import { InputError } from './naming.js';
-
-/** `<tmpdir>/ccci-<name>-<run-id>-<pid>`. */
-export function runStatePath(name: string): string {
-  if (!/^[a-z][a-z0-9-]*(\.[a-z]+)?$/.test(name)) throw new InputError(`run-state name must be a plain word, got ${JSON.stringify(name)}`);
-  return join(tmpdir(), `ccci-${name}-${runId()}-${process.pid}`);
-}
+import { ensureRunDir } from './abra-dir.js';
+import { InputError } from './errors.js';
 
 export interface RunStateFiles {
+  /** The directory that holds them: `<run dir>/state-<pid>`. */
+  dir: string;
   /** How many deploys this run made (exactly one is allowed). */
   deployCount: string;
   /** JSON the stages share (pre-upgrade identity, backup ids). */
@@ -26,63 +25,73 @@ export interface RunStateFiles {
   depsSkip: string;
 }
 
-const ENV: Record<keyof RunStateFiles, string> = {
-  deployCount: 'CCCI_DEPLOY_COUNT_FILE',
-  opState: 'CCCI_OP_STATE_FILE',
-  deps: 'CCCI_DEPS_FILE',
-  depsSkip: 'CCCI_DEPS_SKIP_REPORT',
+type StateFile = Exclude<keyof RunStateFiles, 'dir'>;
+
+/** Each file's name in the state dir, and the variable that hands its path to a child. */
+const FILES: Record<StateFile, { name: string; variable: string }> = {
+  deployCount: { name: 'deploys', variable: 'CCCI_DEPLOY_COUNT_FILE' },
+  opState: { name: 'opstate.json', variable: 'CCCI_OP_STATE_FILE' },
+  deps: { name: 'deps.json', variable: 'CCCI_DEPS_FILE' },
+  depsSkip: { name: 'depskip.txt', variable: 'CCCI_DEPS_SKIP_REPORT' },
 };
 
-/** Each file's name in runStatePath(): also how removeStaleRunState() recognises them. */
-const NAMES: Record<keyof RunStateFiles, string> = {
-  deployCount: 'deploys',
-  opState: 'opstate.json',
-  deps: 'deps.json',
-  depsSkip: 'depskip.txt',
-};
+const STATE_DIR = /^state-(\d+)$/;
 
-/** Creates the run's state files, fresh, and exports their paths for child processes. */
-export function createRunState(): RunStateFiles {
-  const files: RunStateFiles = {
-    deployCount: runStatePath(NAMES.deployCount),
-    opState: runStatePath(NAMES.opState),
-    deps: runStatePath(NAMES.deps),
-    depsSkip: runStatePath(NAMES.depsSkip),
-  };
-  writeFileSync(files.deployCount, '0');
-  writeFileSync(files.opState, '{}');
-  writeFileSync(files.deps, '{}');
-  rmSync(files.depsSkip, { force: true });
-  for (const key of Object.keys(ENV) as (keyof RunStateFiles)[]) process.env[ENV[key]] = files[key];
+/** `<run dir>/state-<pid>/<name>`. */
+export function runStatePath(name: string, runDirectory = ensureRunDir()): string {
+  if (!/^[a-z][a-z0-9-]*(\.[a-z]+)?$/.test(name)) throw new InputError(`run-state name must be a plain word, got ${JSON.stringify(name)}`);
+  return join(runDirectory, `state-${process.pid}`, name);
+}
+
+/**
+ * Creates the run's state files, fresh, in a new `state-<pid>` dir (mode 0700) of the run dir. A
+ * dir of that name can only be a dead run's with our pid (the run dir is ours alone): it is replaced.
+ */
+export function createRunState(runDirectory = ensureRunDir()): RunStateFiles {
+  const dir = join(runDirectory, `state-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  const path = (file: StateFile): string => join(dir, FILES[file].name);
+  const files: RunStateFiles = { dir, deployCount: path('deployCount'), opState: path('opState'), deps: path('deps'), depsSkip: path('depsSkip') };
+  writeFileSync(files.deployCount, '0', { flag: 'wx' });
+  writeFileSync(files.opState, '{}', { flag: 'wx' });
+  writeFileSync(files.deps, '{}', { flag: 'wx' });
   return files;
 }
 
-/** Adds one to the run's deploy count (the file named by CCCI_DEPLOY_COUNT_FILE); returns the new count. */
-export function recordDeploy(): number {
-  const path = process.env.CCCI_DEPLOY_COUNT_FILE;
-  if (!path) throw new Error('CCCI_DEPLOY_COUNT_FILE is not set: createRunState() first');
-  const count = Number(readFileSync(path, 'utf8') || '0') + 1;
-  writeFileSync(path, String(count));
+/** The variables that hand the state files to a child process (`CCCI_OP_STATE_FILE`, ...). */
+export function runStateEnv(files: RunStateFiles): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const file of Object.keys(FILES) as StateFile[]) env[FILES[file].variable] = files[file];
+  return env;
+}
+
+// Whole-file replacement by rename, so a kill mid-write never leaves a truncated file behind.
+function replaceFile(path: string, text: string): void {
+  const temp = `${path}.tmp`;
+  writeFileSync(temp, text);
+  renameSync(temp, path);
+}
+
+/** Adds one to the run's deploy count; returns the new count. */
+export function recordDeploy(files: RunStateFiles): number {
+  const count = Number(readFileSync(files.deployCount, 'utf8') || '0') + 1;
+  replaceFile(files.deployCount, String(count));
   return count;
 }
 
-export function readOpState(): Record<string, unknown> {
-  const path = process.env.CCCI_OP_STATE_FILE;
-  return path ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>) : {};
+export function readOpState(files: RunStateFiles): Record<string, unknown> {
+  return JSON.parse(readFileSync(files.opState, 'utf8')) as Record<string, unknown>;
 }
 
-export function writeOpState(patch: Record<string, unknown>): void {
-  const path = process.env.CCCI_OP_STATE_FILE;
-  if (!path) throw new Error('CCCI_OP_STATE_FILE is not set: createRunState() first');
-  writeFileSync(path, JSON.stringify({ ...readOpState(), ...patch }));
+export function writeOpState(files: RunStateFiles, patch: Record<string, unknown>): void {
+  replaceFile(files.opState, JSON.stringify({ ...readOpState(files), ...patch }));
 }
 
 /** Removes the run's state files (a normal end). */
 export function removeRunState(files: RunStateFiles): void {
-  for (const path of Object.values(files)) rmSync(path, { force: true });
+  rmSync(files.dir, { recursive: true, force: true });
 }
-
-const STATE_FILE = new RegExp(`^ccci-(?:${Object.values(NAMES).map((name) => name.replace('.', '\\.')).join('|')})-.+-(\\d+)$`);
 
 function alive(pid: number): boolean {
   try {
@@ -94,16 +103,16 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Removes the state files of runs whose process is gone (a SIGKILLed run cannot remove its own).
- * Keyed by pid, so a live run's files are never touched; returns the paths removed.
+ * Removes the state dirs that runs of this run id left when their process died (a SIGKILLed run
+ * cannot remove its own). Keyed by pid, so a live run's files are never touched; returns the dirs removed.
  */
-export function removeStaleRunState(): string[] {
+export function removeStaleRunState(runDirectory = ensureRunDir()): string[] {
   const removed: string[] = [];
-  for (const name of readdirSync(tmpdir())) {
-    const match = STATE_FILE.exec(name);
-    if (!match || alive(Number(match[1]))) continue;
-    const path = join(tmpdir(), name);
-    rmSync(path, { force: true });
+  for (const name of readdirSync(runDirectory)) {
+    const match = STATE_DIR.exec(name);
+    if (!match || Number(match[1]) === process.pid || alive(Number(match[1]))) continue;
+    const path = join(runDirectory, name);
+    rmSync(path, { recursive: true, force: true });
     removed.push(path);
   }
   return removed;

@@ -4,7 +4,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { InputError } from '../lib/naming.js';
+import { EXIT, exitCodeFor, isExpected, oneLine } from '../lib/errors.js';
 
 export interface Command {
   summary: string;
@@ -52,13 +52,12 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await command.main(args);
   } catch (error) {
-    if (error instanceof InputError || String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
-      // One line, as every bad-input error is (node:util parseArgs spreads some over three).
-      console.error(`cc-ci ${name}: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`);
-      return 2;
-    }
-    console.error(`cc-ci ${name}: ${(error as Error).stack ?? String(error)}`);
-    return 1;
+    const code = exitCodeFor(error);
+    // Bad input is one line; another failure cc-ci names keeps its lines (a command's output tail);
+    // anything else is a bug, shown with its stack.
+    const text = code === EXIT.badInput ? oneLine(error) : isExpected(error) ? error.message : ((error as Error).stack ?? String(error));
+    console.error(`cc-ci ${name}: ${text}`);
+    return code;
   }
 }
 

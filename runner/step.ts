@@ -15,7 +15,7 @@ import { writeSync } from 'node:fs';
 import { constants } from 'node:os';
 
 import { setPdeathsig } from '../lib/native.js';
-import { InputError } from '../lib/naming.js';
+import { InputError } from '../lib/errors.js';
 
 /** The signals forwarded to the command's process group. */
 export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;

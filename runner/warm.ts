@@ -6,10 +6,11 @@ import { join } from 'node:path';
 
 import { canonicalAbraDir } from '../lib/abra-dir.js';
 import { acquireAppLock } from '../lib/lock.js';
-import { InputError, assertDomain } from '../lib/naming.js';
-import type { Abra } from './abra.js';
-import type { Log } from './log.js';
-import { publishedVersions } from './recipe.js';
+import { InputError } from '../lib/errors.js';
+import { assertDomain } from '../lib/naming.js';
+import type { Abra } from './host/abra.js';
+import type { Log } from './host/log.js';
+import { publishedVersions } from './run/recipe.js';
 
 export interface WarmReport {
   upgraded: { domain: string; from: string | null; to: string }[];
@@ -24,10 +25,10 @@ export function parseAppType(envText: string): { recipe: string; version: string
 }
 
 /** The warm apps to reconcile: `--apps` or `CCCI_WARM_APPS`, comma-separated domains. */
-export function parseWarmApps(text: string | undefined): string[] {
+export function parseWarmApps(text: string | undefined, what = 'CCCI_WARM_APPS'): string[] {
   const domains = (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   if (domains.length === 0) throw new InputError('no warm apps configured: set CCCI_WARM_APPS or pass --apps (comma-separated domains)');
-  for (const domain of domains) assertDomain(domain, 'warm app domain');
+  for (const domain of domains) assertDomain(domain, `${what} domain`);
   return domains;
 }
 

@@ -2,10 +2,9 @@
 import { parseArgs } from 'node:util';
 
 import { janitor, type JanitorReport } from '../../lib/janitor.js';
-import { lockDir } from '../../lib/lock.js';
-import { InputError } from '../../lib/naming.js';
-import { abraServer } from '../abra.js';
-import { defaultJanitorHooks } from '../discovery.js';
+import { lockDir } from '../../lib/lockfiles.js';
+import { abraServer } from '../host/abra.js';
+import { defaultJanitorHooks } from '../host/discovery.js';
 
 export const summary = "Reap the apps of runs that died (app lock unheld); never touches a live run's";
 
@@ -36,14 +35,7 @@ export async function main(args: string[]): Promise<number> {
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
-  let report: JanitorReport;
-  try {
-    report = await janitor({ ...defaultJanitorHooks({ log }), log, dryRun: values['dry-run'] === true });
-  } catch (error) {
-    if (error instanceof InputError) throw error;
-    console.error(`cc-ci janitor: ${(error as Error).message}`);
-    return 1;
-  }
+  const report = await janitor({ ...defaultJanitorHooks({ log }), log, dryRun: values['dry-run'] === true });
   console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report, lockDir()));
   return 0;
 }

@@ -2,9 +2,8 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { inspectAppLocks, type AppLockInfo } from '../../lib/janitor.js';
-import { lockDir } from '../../lib/lock.js';
-import { InputError } from '../../lib/naming.js';
+import { inspectAppLocks, lockDir, type AppLockInfo } from '../../lib/lockfiles.js';
+import { InputError } from '../../lib/errors.js';
 
 export const summary = 'List the app lockfiles: held or free, age, holder pid and command';
 

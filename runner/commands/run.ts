@@ -1,6 +1,6 @@
 // `cc-ci run`: one recipe CI run (see runner/run.ts for the flow).
-import { RUN_USAGE, parseRunConfig } from '../config.js';
-import { runRecipeCi } from '../run.js';
+import { RUN_USAGE, parseRunConfig } from '../run/config.js';
+import { runRecipeCi } from '../run/run.js';
 
 export const summary = 'run one recipe CI: deploy under the app lock, the stages, teardown, results.json';
 export const usage = RUN_USAGE;

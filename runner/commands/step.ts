@@ -1,5 +1,5 @@
 // `cc-ci step -- <command...>`: the CLI face of runner/step.ts.
-import { InputError } from '../../lib/naming.js';
+import { InputError } from '../../lib/errors.js';
 import { runStep } from '../step.js';
 
 export const summary = 'Run a CI step command in its own session and exit with its exact code';

@@ -1,8 +1,9 @@
 // `cc-ci warm-reconcile`: keep warm/canonical apps at their recipe's latest version.
 import { parseArgs } from 'node:util';
 
-import { abraClient, abraServer } from '../abra.js';
-import { createLog } from '../log.js';
+import { CcciError, EXIT } from '../../lib/errors.js';
+import { abraClient, abraServer } from '../host/abra.js';
+import { createLog } from '../host/log.js';
 import { parseWarmApps, warmReconcile } from '../warm.js';
 
 export const summary = 'bring warm/canonical apps to their latest version (skips apps a run holds)';
@@ -23,11 +24,13 @@ export async function main(args: string[]): Promise<number> {
     args,
     options: { apps: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
   });
-  const domains = parseWarmApps(values.apps ?? process.env.CCCI_WARM_APPS);
+  const domains = parseWarmApps(values.apps ?? process.env.CCCI_WARM_APPS, values.apps === undefined ? 'CCCI_WARM_APPS' : '--apps');
   delete process.env.ABRA_DIR; // outside any run: the canonical ~/.abra
   const log = values.json ? (line: string) => process.stderr.write(`${line}\n`) : createLog();
   const abra = abraClient({ server: abraServer(), log });
   const report = await warmReconcile({ domains, abra, log, dryRun: values['dry-run'] ?? false });
   if (values.json) console.log(JSON.stringify(report, null, 2));
-  return report.skipped.some((s) => s.reason.startsWith('failed:')) ? 1 : 0;
+  const failed = report.skipped.filter((s) => s.reason.startsWith('failed:')).map((s) => s.domain);
+  if (failed.length > 0) throw new CcciError('ERR_CCCI_WARM_UPGRADE', `upgrade failed for ${failed.join(', ')} (see the lines above)`);
+  return EXIT.ok;
 }

@@ -3,34 +3,12 @@
 // can use it on the leftovers of a run that died while it waited for the lock.
 import { existsSync } from 'node:fs';
 
-import { stackName } from '../lib/naming.js';
-import type { Abra } from './abra.js';
-import type { Docker } from './docker.js';
-import type { Log } from './log.js';
+import { TeardownError, type Residual } from '../../lib/errors.js';
+import { heldAppLocks } from '../../lib/lock.js';
+import { stackName } from '../../lib/naming.js';
+import type { HostTools } from '../host/tools.js';
 
-export interface Residual {
-  services: string[];
-  volumes: string[];
-  secrets: string[];
-  networks: string[];
-  env: string[];
-}
-
-export class TeardownError extends Error {
-  constructor(
-    readonly domain: string,
-    readonly residual: Residual,
-  ) {
-    super(`teardown of ${domain} left: ${JSON.stringify(residual)}`);
-    this.name = 'TeardownError';
-  }
-}
-
-export interface TeardownTools {
-  abra: Abra;
-  docker: Docker;
-  log: Log;
-}
+export type TeardownTools = HostTools;
 
 /** What the app still has: services, volumes, secrets, networks, .env. */
 export async function residual(domain: string, { abra, docker }: TeardownTools): Promise<Residual> {
@@ -75,4 +53,35 @@ export async function teardownApp(domain: string, tools: TeardownTools, verify =
   const left = await residual(domain, tools);
   if (!isEmpty(left)) throw new TeardownError(domain, left);
   log(`== teardown: ${domain} — nothing left ==`);
+}
+
+/**
+ * The run's teardown of its own app: once, and only if this process holds the app's lock (a run
+ * cancelled while it waited for the lock must never touch the app of the run it was waiting for).
+ * A second call (the funnel's, when a signal lands during the run's own teardown) waits for the
+ * one in flight: exiting under it would leave the app half-removed. Resolves with whether nothing
+ * was left; `onEnd` hears `clean` or `residual`.
+ */
+export function ownTeardown(
+  domain: string,
+  tools: (signal?: AbortSignal) => TeardownTools,
+  onEnd: (outcome: 'clean' | 'residual') => void,
+): (signal?: AbortSignal) => Promise<boolean> {
+  let tearingDown: Promise<boolean> | undefined;
+  return (signal) => {
+    if (!heldAppLocks().some((lock) => lock.domain === domain)) return Promise.resolve(true);
+    tearingDown ??= (async () => {
+      const own = tools(signal);
+      try {
+        await teardownApp(domain, own, true);
+        onEnd('clean');
+        return true;
+      } catch (error) {
+        onEnd('residual');
+        own.log(`!! ${error instanceof TeardownError ? error.message : `teardown of ${domain} failed: ${(error as Error).message}`}`);
+        return false;
+      }
+    })();
+    return tearingDown;
+  };
 }

@@ -2,7 +2,7 @@
 // containers), whether its services have converged, and the primitives teardown falls back on.
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { InputError } from '../lib/naming.js';
+import { CcciError, InputError } from '../../lib/errors.js';
 import { exec } from './exec.js';
 import type { Log } from './log.js';
 
@@ -100,7 +100,7 @@ export function dockerClient(context: DockerContext): Docker {
       if (last === null) return;
       await sleep(POLL_MS, undefined, { signal: context.signal });
     }
-    throw new Error(`${what} within ${Math.round(timeoutMs / 1000)} s: ${last}`);
+    throw new CcciError('ERR_CCCI_WAIT_TIMEOUT', `${what} within ${Math.round(timeoutMs / 1000)} s: ${last}`);
   };
 
   return {

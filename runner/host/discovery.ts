@@ -3,13 +3,14 @@
 // Candidates: every app `abra app ls --machine` knows, plus every docker service whose stack is a
 // run app's (that catches an app whose .env is already gone). The janitor keeps the run-app names
 // and probes only those. Teardown: the runner's own teardown, which tolerates a half-gone app.
-import type { Discover, Teardown } from '../lib/janitor.js';
-import { InputError, baseDomain, domainFromServiceName } from '../lib/naming.js';
-import { abraClient, abraServer } from './abra.js';
-import { dockerClient } from './docker.js';
+import type { Discover, Teardown } from '../../lib/janitor.js';
+import { InputError } from '../../lib/errors.js';
+import { baseDomain, domainFromServiceName } from '../../lib/naming.js';
+import { abraServer } from './abra.js';
 import { exec } from './exec.js';
 import type { Log } from './log.js';
-import { teardownApp } from './teardown.js';
+import { hostTools } from './tools.js';
+import { teardownApp } from '../run/teardown.js';
 
 const LIST_TIMEOUT_MS = 120_000;
 
@@ -94,9 +95,6 @@ export function defaultJanitorHooks(context: HookContext): JanitorHooks {
   const { log, signal } = context;
   return {
     discover: () => discoverApps({ signal }),
-    teardown: (domain: string) => {
-      const tools = { abra: abraClient({ server: abraServer(), log, signal }), docker: dockerClient({ log, signal }), log };
-      return teardownApp(domain, tools, true);
-    },
+    teardown: (domain: string) => teardownApp(domain, hostTools({ server: abraServer(), log, signal }), true),
   };
 }

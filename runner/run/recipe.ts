@@ -3,11 +3,11 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-import { canonicalAbraDir, recipeDir } from '../lib/abra-dir.js';
-import { InputError } from '../lib/naming.js';
-import type { Abra } from './abra.js';
-import { exec } from './exec.js';
-import type { Log } from './log.js';
+import { canonicalAbraDir, recipeDir } from '../../lib/abra-dir.js';
+import { InputError } from '../../lib/errors.js';
+import type { Abra } from '../host/abra.js';
+import { exec } from '../host/exec.js';
+import type { Log } from '../host/log.js';
 
 export interface FetchOptions {
   recipe: string;

@@ -2,7 +2,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-import { InputError } from '../lib/naming.js';
+import { InputError } from '../../lib/errors.js';
 
 export type Log = (line: string) => void;
 

@@ -3,8 +3,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { abraDir } from '../lib/abra-dir.js';
-import { InputError } from '../lib/naming.js';
+import { abraDir } from '../../lib/abra-dir.js';
+import { InputError } from '../../lib/errors.js';
 import { exec, type ExecOptions } from './exec.js';
 import type { Log } from './log.js';
 

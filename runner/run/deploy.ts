@@ -1,8 +1,9 @@
 // The run's one deploy: count it, take the app lock BEFORE the app exists, clear what a dead
 // predecessor left, create the app from the code under test and wait for it to converge.
-import { acquireAppLock } from '../lib/lock.js';
-import { stackName } from '../lib/naming.js';
-import { recordDeploy } from '../lib/run-state.js';
+import { CcciError } from '../../lib/errors.js';
+import { acquireAppLock } from '../../lib/lock.js';
+import { stackName } from '../../lib/naming.js';
+import { recordDeploy, type RunStateFiles } from '../../lib/run-state.js';
 import { declaresSecrets } from './recipe.js';
 import { isEmpty, residual, teardownApp, type TeardownTools } from './teardown.js';
 
@@ -11,14 +12,16 @@ export interface DeployOptions extends TeardownTools {
   domain: string;
   /** The run's own recipe tree (checked out at the code under test). */
   tree: string;
+  /** The run's state files: the deploy count lives there. */
+  state: RunStateFiles;
   signal?: AbortSignal;
   convergeTimeoutMs: number;
 }
 
 export async function deployApp(options: DeployOptions): Promise<void> {
   const { recipe, domain, abra, docker, log } = options;
-  const count = recordDeploy();
-  if (count > 1) throw new Error(`deploy #${count} in one run: a run deploys exactly once`);
+  const count = recordDeploy(options.state);
+  if (count > 1) throw new CcciError('ERR_CCCI_DEPLOY_COUNT', `deploy #${count} in one run: a run deploys exactly once`);
 
   // Before the app exists: a concurrent janitor must never see this app without its held lock.
   await acquireAppLock(domain, { signal: options.signal, log });

@@ -2,7 +2,7 @@
 // 5 s later), has a timeout, and streams its output into the run's log line by line.
 import { execa } from 'execa';
 
-import { InputError } from '../lib/naming.js';
+import { CommandError, InputError } from '../../lib/errors.js';
 import type { Log } from './log.js';
 
 export interface ExecOptions {
@@ -20,19 +20,6 @@ export interface ExecOptions {
 export interface ExecResult {
   stdout: string;
   stderr: string;
-}
-
-/** A command that ran and failed: its exit code and the tail of its output. */
-export class CommandError extends Error {
-  constructor(
-    readonly command: string,
-    readonly exitCode: number | undefined,
-    readonly output: string,
-    why: string,
-  ) {
-    super(`${command} ${why}${output ? `\n${output.split('\n').slice(-20).join('\n')}` : ''}`);
-    this.name = 'CommandError';
-  }
 }
 
 /** Runs `command args`, resolving with its output; throws CommandError on failure or cancel. */

@@ -2,8 +2,9 @@
 // Every value is validated here, at the boundary: a bad one is an InputError naming it (exit 2).
 import { parseArgs } from 'node:util';
 
-import { InputError, assertRecipe } from '../lib/naming.js';
-import { abraServer } from './abra.js';
+import { InputError } from '../../lib/errors.js';
+import { assertRecipe } from '../../lib/naming.js';
+import { abraServer } from '../host/abra.js';
 import { STAGES, type StageName } from './stages.js';
 
 export interface RunConfig {
@@ -42,12 +43,12 @@ environment the Drone step sets:
 Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,
 142 hard deadline, 143 cancelled (SIGTERM), 130 SIGINT, 129 SIGHUP.`;
 
-function parseStages(text: string): StageName[] {
+function parseStages(text: string, what: string): StageName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw new InputError(`STAGES must name at least one of ${STAGES.join(',')}`);
+  if (names.length === 0) throw new InputError(`${what} must name at least one of ${STAGES.join(',')}`);
   for (const name of names) {
     if (!(STAGES as readonly string[]).includes(name)) {
-      throw new InputError(`STAGES: unknown stage ${JSON.stringify(name)} (known: ${STAGES.join(',')})`);
+      throw new InputError(`${what}: unknown stage ${JSON.stringify(name)} (known: ${STAGES.join(',')})`);
     }
   }
   return STAGES.filter((stage) => names.includes(stage));
@@ -84,18 +85,20 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     },
   });
   if (env.CCCI_QUICK === '1') throw new InputError('CCCI_QUICK=1 (the quick lane) is not implemented in cc-ci; unset it to run the full CI');
+  // Each message names what the user set: the flag when given, else the variable.
+  const named = (flag: keyof typeof values, variable: string): string => (values[flag] === undefined ? variable : `--${flag}`);
   const recipe = values.recipe ?? env.RECIPE;
   if (!recipe) throw new InputError('RECIPE is required (set RECIPE or pass --recipe)');
-  assertRecipe(recipe);
+  assertRecipe(recipe, named('recipe', 'RECIPE'));
   const ref = values.ref ?? env.REF ?? null;
   if (ref !== null && (!/^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$/.test(ref) || ref.includes('..'))) {
-    throw new InputError(`REF must be a git commit, branch or ref name (no '..', no leading '-'): ${JSON.stringify(ref)}`);
+    throw new InputError(`${named('ref', 'REF')} must be a git commit, branch or ref name (no '..', no leading '-'): ${JSON.stringify(ref)}`);
   }
   const pr = values.pr ?? env.PR ?? '0';
-  if (!/^[0-9]{1,9}$/.test(pr)) throw new InputError(`PR must be a number, got ${JSON.stringify(pr)}`);
+  if (!/^[0-9]{1,9}$/.test(pr)) throw new InputError(`${named('pr', 'PR')} must be a number, got ${JSON.stringify(pr)}`);
   const src = values.src ?? env.SRC ?? null;
   if (src !== null && !/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(src)) {
-    throw new InputError(`SRC must be OWNER/REPO, got ${JSON.stringify(src)}`);
+    throw new InputError(`${named('src', 'SRC')} must be OWNER/REPO, got ${JSON.stringify(src)}`);
   }
   const gitBase = parseGitBase(env.CCCI_GIT_BASE || 'https://git.autonomic.zone');
   const token = env.CCCI_GIT_TOKEN || undefined;
@@ -109,7 +112,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     ref,
     pr,
     src,
-    stages: parseStages(values.stages ?? env.STAGES ?? STAGES.join(',')),
+    stages: parseStages(values.stages ?? env.STAGES ?? STAGES.join(','), named('stages', 'STAGES')),
     gitBase,
     token,
     server,

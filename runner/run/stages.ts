@@ -3,17 +3,17 @@
 import { join } from 'node:path';
 import { readdirSync, statSync } from 'node:fs';
 
-import { readOpState, writeOpState } from '../lib/run-state.js';
-import type { Abra } from './abra.js';
-import type { Docker } from './docker.js';
-import { exec } from './exec.js';
-import type { Log } from './log.js';
+import { CcciError } from '../../lib/errors.js';
+import { readOpState, runStateEnv, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
+import { exec } from '../host/exec.js';
+import type { HostTools } from '../host/tools.js';
 import { backupCapable, checkout, previousVersion } from './recipe.js';
+import type { RunResults, StageResult } from './results.js';
 
 export const STAGES = ['install', 'upgrade', 'backup', 'restore', 'custom'] as const;
 export type StageName = (typeof STAGES)[number];
 
-export interface StageContext {
+export interface StageContext extends HostTools {
   recipe: string;
   domain: string;
   stack: string;
@@ -23,9 +23,8 @@ export interface StageContext {
   head: string;
   /** The recipe's tests/, snapshotted at fetch time (null: none). */
   tests: string | null;
-  abra: Abra;
-  docker: Docker;
-  log: Log;
+  /** The run's state files (docs/recipes.md lists what hooks and tests get of them). */
+  state: RunStateFiles;
   signal: AbortSignal;
   convergeTimeoutMs: number;
 }
@@ -49,7 +48,7 @@ async function writeMarker(ctx: StageContext, value: string): Promise<boolean> {
 async function readMarker(ctx: StageContext): Promise<string> {
   const container = await ctx.docker.container(ctx.stack);
   const mount = container && (await ctx.docker.volumeMount(container));
-  if (!container || !mount) throw new Error(`no running container with a volume in ${ctx.stack}`);
+  if (!container || !mount) throw new CcciError('ERR_CCCI_STAGE_CHECK', `no running container with a volume in ${ctx.stack}`);
   return (await ctx.docker.execIn(container, ['sh', '-c', `cat "$1/${MARKER}" 2>/dev/null || true`, 'sh', mount])).trim();
 }
 
@@ -77,7 +76,7 @@ async function upgrade(ctx: StageContext): Promise<StageOutcome> {
   await settle(ctx);
   if (!hasVolume) return { verdict: 'pass', reason: 'upgraded; the app has no volume, so data survival was not checked' };
   const after = await readMarker(ctx);
-  if (after !== marker) throw new Error(`data written before the upgrade did not survive it (found ${JSON.stringify(after)})`);
+  if (after !== marker) throw new CcciError('ERR_CCCI_STAGE_CHECK', `data written before the upgrade did not survive it (found ${JSON.stringify(after)})`);
   return { verdict: 'pass' };
 }
 
@@ -88,22 +87,22 @@ async function backup(ctx: StageContext): Promise<StageOutcome> {
   const marker = `backup-${ctx.runId}-${Date.now()}`;
   if (!(await writeMarker(ctx, marker))) return { verdict: 'skip', reason: 'the app has no volume to back up' };
   await ctx.abra.backupCreate(ctx.domain);
-  writeOpState({ backupMarker: marker });
+  writeOpState(ctx.state, { backupMarker: marker });
   return { verdict: 'pass' };
 }
 
 async function restore(ctx: StageContext): Promise<StageOutcome> {
   if (!backupCapable(ctx.tree)) return { verdict: 'skip', reason: NOT_BACKUP_CAPABLE };
-  if (typeof readOpState().backupMarker !== 'string') {
+  if (typeof readOpState(ctx.state).backupMarker !== 'string') {
     const made = await backup(ctx);
     if (made.verdict === 'skip') return made;
   }
-  const marker = readOpState().backupMarker as string;
+  const marker = readOpState(ctx.state).backupMarker as string;
   await writeMarker(ctx, 'overwritten-after-backup');
   await ctx.abra.restore(ctx.domain);
   await settle(ctx);
   const after = await readMarker(ctx);
-  if (after !== marker) throw new Error(`restore did not bring back the backed-up data (found ${JSON.stringify(after)})`);
+  if (after !== marker) throw new CcciError('ERR_CCCI_STAGE_CHECK', `restore did not bring back the backed-up data (found ${JSON.stringify(after)})`);
   return { verdict: 'pass' };
 }
 
@@ -121,7 +120,7 @@ async function custom(ctx: StageContext): Promise<StageOutcome> {
       log: ctx.log,
       tag: `[${script}]`,
       timeoutMs: 15 * 60_000,
-      env: { DOMAIN: ctx.domain, STACK_NAME: ctx.stack, RECIPE: ctx.recipe, CCCI_RECIPE_DIR: ctx.tree },
+      env: { DOMAIN: ctx.domain, STACK_NAME: ctx.stack, RECIPE: ctx.recipe, CCCI_RECIPE_DIR: ctx.tree, ...runStateEnv(ctx.state) },
     });
   }
   return { verdict: 'pass' };
@@ -134,3 +133,29 @@ export const STAGE_RUNNERS: Record<StageName, (ctx: StageContext) => Promise<Sta
   restore,
   custom,
 };
+
+/**
+ * Runs the stages in order, recording each one's verdict and time in `results`. A stage that
+ * throws is recorded as failed (its first line the reason) and the next one runs; after a failed
+ * install the rest are skipped. An abort (signal, deadline) ends the loop at once.
+ */
+export async function runStages(ctx: StageContext, names: readonly StageName[], results: RunResults): Promise<void> {
+  for (const name of names) {
+    const began = Date.now();
+    const record = (result: Omit<StageResult, 'name' | 'durationMs'>): void => {
+      results.stages.push({ name, ...result, durationMs: Date.now() - began });
+    };
+    if (results.stages.some((s) => s.name === 'install' && s.verdict === 'fail')) {
+      record({ verdict: 'skip', reason: 'install failed' });
+      continue;
+    }
+    ctx.log(`== stage ${name} ==`);
+    try {
+      record(await STAGE_RUNNERS[name](ctx));
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
+      ctx.log(`!! stage ${name} failed: ${(error as Error).message}`);
+      record({ verdict: 'fail', reason: (error as Error).message.split('\n')[0] });
+    }
+  }
+}

@@ -1,0 +1,103 @@
+// What a run reports: results.json (written atomically at the very end, whichever way the run
+// ends) and the one-screen summary. Its fields are listed in docs/operations.md.
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { RunAbortedError, RunFailedError } from '../../lib/errors.js';
+import type { Log } from '../host/log.js';
+import type { RunConfig } from './config.js';
+import type { StageName } from './stages.js';
+
+export type Verdict = 'pass' | 'fail' | 'skip';
+
+export interface StageResult {
+  name: StageName;
+  verdict: Verdict;
+  reason?: string;
+  durationMs: number;
+}
+
+export interface RunResults {
+  recipe: string;
+  domain: string;
+  runId: string;
+  ref: string | null;
+  pr: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  stages: StageResult[];
+  /** How many deploys the run made: exactly 1 for a run that got as far as deploying. */
+  deploys: number;
+  /** `clean` (nothing left), `residual` (something left: see the log), `skipped` (never deployed). */
+  teardown: 'clean' | 'residual' | 'skipped';
+  exitCode: number;
+  /** Why the run ended the way it did, when not simply green. */
+  exitReason?: string;
+  logPath: string;
+}
+
+/** The results of a run that is starting: nothing done yet, exit code 1 until it ends otherwise. */
+export function startResults(config: RunConfig, domain: string, runId: string, logPath: string): RunResults {
+  return {
+    recipe: config.recipe,
+    domain,
+    runId,
+    ref: config.ref,
+    pr: config.pr,
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    durationMs: 0,
+    stages: [],
+    deploys: 0,
+    teardown: 'skipped',
+    exitCode: 1,
+    logPath,
+  };
+}
+
+/** Why a run that got to its end is red (a stage failed, something was left), or null when green. */
+export function runFailure(results: RunResults): RunFailedError | null {
+  const failed = results.stages.filter((stage) => stage.verdict === 'fail').map((stage) => stage.name);
+  if (failed.length > 0) return new RunFailedError(`stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
+  if (results.teardown === 'residual') return new RunFailedError('teardown left something behind');
+  return null;
+}
+
+/** Stamps how the run ended (the lifetime's abort reason), writes results.json into `dir` and logs the summary. */
+export function finishResults(results: RunResults, ending: RunAbortedError, dir: string, log: Log): void {
+  results.exitCode = ending.exitCode;
+  if (ending.end !== 'returned') results.exitReason = ending.message.replace(/^cc-ci: /, '');
+  results.finishedAt = new Date().toISOString();
+  results.durationMs = Date.now() - Date.parse(results.startedAt);
+  writeResults(join(dir, 'results.json'), results);
+  summary(results).forEach(log);
+}
+
+/**
+ * Writes `path` whole or not at all: a temp file in the same (private) dir, then a rename, so a
+ * kill during the write never leaves a truncated results.json.
+ */
+export function writeResults(path: string, results: RunResults): void {
+  const temp = `${path}.${process.pid}.tmp`;
+  rmSync(temp, { force: true });
+  writeFileSync(temp, `${JSON.stringify(results, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
+  renameSync(temp, path);
+}
+
+export function summary(results: RunResults): string[] {
+  const mark: Record<Verdict, string> = { pass: 'PASS', fail: 'FAIL', skip: 'skip' };
+  const lines = [
+    '',
+    `== cc-ci ${results.recipe} (${results.domain}) run ${results.runId}: exit ${results.exitCode}${
+      results.exitReason ? ` — ${results.exitReason}` : ''
+    } ==`,
+  ];
+  for (const stage of results.stages) {
+    const seconds = (stage.durationMs / 1000).toFixed(1).padStart(6);
+    lines.push(`  ${mark[stage.verdict]}  ${stage.name.padEnd(8)} ${seconds} s${stage.reason ? `  ${stage.reason}` : ''}`);
+  }
+  lines.push(`  teardown: ${results.teardown}; deploys: ${results.deploys}; ${(results.durationMs / 1000).toFixed(1)} s in all`);
+  lines.push(`  log: ${results.logPath}`);
+  return lines;
+}
