@@ -5,7 +5,8 @@ import { closeSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { acquireAppLock, lockHolders, lockPath, probeLock } from '../../lib/lock.js';
+import { acquireAppLock, probeLock } from '../../lib/lock.js';
+import { lockHolders, lockPath } from '../../lib/lockfiles.js';
 import { LOCK_EX, LOCK_NB, flock, openLockFile } from '../../lib/native.js';
 import { flockCanTake, waitersOf } from '../helpers/kernel-locks.js';
 import { eventually, isGone, startHelper, useHelpers } from '../support/processes.js';

@@ -5,7 +5,8 @@ import { closeSync, existsSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
-import { acquireAppLock, lockPath, probeLock } from '../../lib/lock.js';
+import { acquireAppLock, probeLock } from '../../lib/lock.js';
+import { lockPath } from '../../lib/lockfiles.js';
 import { LOCK_EX, LOCK_NB, flock, identity, openLockFile, pathIdentity } from '../../lib/native.js';
 import { eventually, startHelper, useHelpers } from '../support/processes.js';
 import { waitersOf } from '../helpers/kernel-locks.js';

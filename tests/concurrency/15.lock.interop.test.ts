@@ -2,7 +2,8 @@
 // our lock, and we see theirs. Both are real processes holding real locks.
 import { describe, expect, it } from 'vitest';
 
-import { acquireAppLock, lockHolders, lockPath, probeLock } from '../../lib/lock.js';
+import { acquireAppLock, probeLock } from '../../lib/lock.js';
+import { lockHolders, lockPath } from '../../lib/lockfiles.js';
 import { flockCanTake, waitersOf } from '../helpers/kernel-locks.js';
 import { eventually, startHelper, startProcess, useHelpers, type Helper } from '../support/processes.js';
 

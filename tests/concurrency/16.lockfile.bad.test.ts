@@ -6,7 +6,8 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { acquireAppLock, lockPath, probeLock } from '../../lib/lock.js';
+import { acquireAppLock, probeLock } from '../../lib/lock.js';
+import { lockPath } from '../../lib/lockfiles.js';
 import { openLockFile } from '../../lib/native.js';
 import { timed } from '../helpers/kernel-locks.js';
 import { useHelpers } from '../support/processes.js';

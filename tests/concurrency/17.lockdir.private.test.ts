@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { janitor } from '../../lib/janitor.js';
-import { acquireAppLock, ensureLockDir } from '../../lib/lock.js';
+import { acquireAppLock } from '../../lib/lock.js';
+import { ensureLockDir } from '../../lib/lockfiles.js';
 import { HELPERS, startHelper, startProcess, tempDir, useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -7,18 +7,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import {
-  LOCK_EX,
-  LOCK_NB,
-  LOCK_SH,
-  LOCK_UN,
-  PROBE_BUSY,
-  PROBE_REPLACED,
-  dropLockFile,
-  openLockFile,
-  probeLockFile,
-  readdirMatching,
-} from '../../lib/native.js';
+import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, PROBE_BUSY, PROBE_REPLACED, dropLockFile, openLockFile, probeLockFile, readdirMatching } from '../../lib/native.js';
 import { fdLock, flockCanTake, heldElsewhere } from '../helpers/kernel-locks.js';
 import { thrown } from '../support/errors.js';
 import { startHelper, startProcess, tempDir, useHelpers } from '../support/processes.js';

@@ -1,16 +1,9 @@
 // Names and the validators at every boundary (SPEC §2 naming, §5 bad input).
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { lockPath } from '../../lib/lock.js';
-import {
-  InputError,
-  appDomain,
-  assertDomain,
-  assertRecipe,
-  domainFromServiceName,
-  isRunApp,
-  stackName,
-} from '../../lib/naming.js';
+import { lockPath } from '../../lib/lockfiles.js';
+import { InputError } from '../../lib/errors.js';
+import { appDomain, assertDomain, assertRecipe, domainFromServiceName, isRunApp, stackName } from '../../lib/naming.js';
 
 afterEach(() => {
   delete process.env.CCCI_BASE_DOMAIN;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import type { JanitorReport } from '../../lib/janitor.js';
-import { lockPath } from '../../lib/lock.js';
+import { lockPath } from '../../lib/lockfiles.js';
 import { lockDirEntries, orphan, runApp, sweep } from '../helpers/janitor-fixtures.js';
 import { startHelper, useHelpers, type Helper } from '../support/processes.js';
 

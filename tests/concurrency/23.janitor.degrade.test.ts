@@ -6,7 +6,8 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { lockPath, probeLock } from '../../lib/lock.js';
+import { lockPath } from '../../lib/lockfiles.js';
+import { probeLock } from '../../lib/lock.js';
 import { liveRun, lockDirEntries, orphan, runApp, sweep } from '../helpers/janitor-fixtures.js';
 import { useHelpers } from '../support/processes.js';
 

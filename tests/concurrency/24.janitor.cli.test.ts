@@ -5,10 +5,12 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import type { AppLockInfo, JanitorReport } from '../../lib/janitor.js';
-import { lockPath, probeLock } from '../../lib/lock.js';
+import type { AppLockInfo } from '../../lib/lockfiles.js';
+import type { JanitorReport } from '../../lib/janitor.js';
+import { lockPath } from '../../lib/lockfiles.js';
+import { probeLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
-import { domainsOfServices, parseAbraAppLs } from '../../runner/discovery.js';
+import { domainsOfServices, parseAbraAppLs } from '../../runner/host/discovery.js';
 import { liveRun, orphan, runApp } from '../helpers/janitor-fixtures.js';
 import { startCli, tempDir, useHelpers, type Exit, type Helper } from '../support/processes.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { stackName } from '../../lib/naming.js';
-import { discoverApps } from '../../runner/discovery.js';
+import { discoverApps } from '../../runner/host/discovery.js';
 import { tempDir, useHelpers } from '../support/processes.js';
 
 useHelpers();

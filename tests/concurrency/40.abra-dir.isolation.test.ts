@@ -1,12 +1,13 @@
 // Per-run ABRA_DIR (Python cases 17-19) and run-keyed state files (case 20).
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { abraDir, recipeDir, runId, setupRunAbraDir } from '../../lib/abra-dir.js';
-import { removeStaleRunState, runStatePath } from '../../lib/run-state.js';
+import { abraDir, ensureRunDir, recipeDir, runId, setupRunAbraDir } from '../../lib/abra-dir.js';
+import { createRunState, recordDeploy, removeRunState, removeStaleRunState, runStatePath } from '../../lib/run-state.js';
 import { startHelper, tempDir, useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();
@@ -107,26 +108,59 @@ describe('per-run ABRA_DIR', () => {
 });
 
 describe('run-state files', () => {
-  it('are keyed by run id and pid, never by domain', () => {
+  it('are keyed by run id and pid, never by domain, inside the run dir', () => {
     const path = runStatePath('deploys');
-    expect(path).toMatch(new RegExp(`ccci-deploys-build-17-${process.pid}$`));
+    expect(path).toBe(join(home, 'runs', 'build-17', `state-${process.pid}`, 'deploys'));
     expect(path).not.toContain('ci.example');
   });
 
   it('of a dead run are removed by the next one; a live run keeps its own', () => {
+    const dir = ensureRunDir();
     const dead = execFileSync('sh', ['-c', 'echo $$'], { encoding: 'utf8' }).trim();
-    const deadFile = runStatePath('deploys').replace(new RegExp(`-${process.pid}$`), `-${dead}`);
-    writeFileSync(deadFile, '1');
-    const liveFile = runStatePath('opstate.json');
-    writeFileSync(liveFile, '{}');
+    const deadDir = join(dir, `state-${dead}`);
+    mkdirSync(deadDir);
+    writeFileSync(join(deadDir, 'deploys'), '1');
+    const live = createRunState(dir);
+    expect(removeStaleRunState(dir)).toEqual([deadDir]);
+    expect(existsSync(deadDir)).toBe(false);
+    expect(readFileSync(live.deployCount, 'utf8')).toBe('0');
+    removeRunState(live);
+    expect(existsSync(live.dir)).toBe(false);
+  });
+
+  it('are written in a dir only this user can write to: a symlink planted in the shared temp dir is never followed', () => {
+    // The old layout, <tmpdir>/ccci-deploys-<run id>-<pid>, let another local user plant a link
+    // there and have a root run write "0" through it into any file.
+    const victim = join(home, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const planted = join(tmpdir(), `ccci-deploys-build-17-${process.pid}`);
+    symlinkSync(victim, planted);
     try {
-      expect(removeStaleRunState()).toContain(deadFile);
-      expect(existsSync(deadFile)).toBe(false);
-      expect(existsSync(liveFile)).toBe(true);
+      const files = createRunState();
+      recordDeploy(files);
+      expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+      expect(files.dir.startsWith(join(home, 'runs', 'build-17'))).toBe(true);
+      expect(lstatSync(files.dir).mode & 0o777).toBe(0o700);
+      expect(lstatSync(join(home, 'runs', 'build-17')).mode & 0o777).toBe(0o700);
+      removeRunState(files);
     } finally {
-      rmSync(liveFile, { force: true });
-      rmSync(deadFile, { force: true });
+      rmSync(planted, { force: true });
     }
+  });
+
+  it('refuse a run dir another user planted, a symlinked run dir, and a runs dir others may write to', () => {
+    const runs = join(home, 'runs');
+    mkdirSync(join(runs, 'build-17'), { recursive: true });
+    chownSync(join(runs, 'build-17'), 65534, 65534);
+    expect(() => createRunState()).toThrow(/run dir .*build-17 is owned by uid 65534.*\(CCCI_RUNS_DIR\)/);
+    rmSync(join(runs, 'build-17'), { recursive: true });
+    symlinkSync(home, join(runs, 'build-17'));
+    expect(() => createRunState()).toThrow(/run dir .*build-17 is a symlink/);
+    rmSync(join(runs, 'build-17'));
+    chmodSync(runs, 0o777);
+    expect(() => createRunState()).toThrow(/runs dir .* is writable by others \(mode 777\)/);
+    chmodSync(runs, 0o1777); // sticky, like /tmp: others cannot touch what is ours
+    expect(createRunState().dir).toBe(join(runs, 'build-17', `state-${process.pid}`));
   });
 
   it('keep two same-domain runs apart: each counts one deploy, the first one ending removes only its own', async () => {

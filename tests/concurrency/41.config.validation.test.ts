@@ -4,9 +4,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { runDir, runsDir } from '../../lib/abra-dir.js';
-import { InputError } from '../../lib/naming.js';
-import { abraServer } from '../../runner/abra.js';
-import { parseRunConfig } from '../../runner/config.js';
+import { InputError } from '../../lib/errors.js';
+import { abraServer } from '../../runner/host/abra.js';
+import { parseRunConfig } from '../../runner/run/config.js';
 
 const saved = { ...process.env };
 afterEach(() => {

@@ -20,7 +20,8 @@ import { dirname, join, normalize } from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import type { AppLockInfo, JanitorReport } from '../../lib/janitor.js';
+import type { AppLockInfo } from '../../lib/lockfiles.js';
+import type { JanitorReport } from '../../lib/janitor.js';
 import { formatLocks } from '../../runner/commands/locks.js';
 import { liveRun } from '../helpers/janitor-fixtures.js';
 import { CLI, ROOT, cleanup, type Helper } from '../support/processes.js';

@@ -15,12 +15,12 @@ import { describe, expect, it } from 'vitest';
 import { recipeDir } from '../../lib/abra-dir.js';
 import { janitor } from '../../lib/janitor.js';
 import { installLifetimeGuards } from '../../lib/lifetime.js';
-import { lockPath, parseProcLocks } from '../../lib/lock.js';
+import { lockPath, parseProcLocks } from '../../lib/lockfiles.js';
 import { appDomain } from '../../lib/naming.js';
 import { LOCK_EX, flock, flockWait, openLockFile } from '../../lib/native.js';
 import { runStatePath } from '../../lib/run-state.js';
-import { parseRunConfig } from '../../runner/config.js';
-import { domainsOfServices, parseAbraAppLs } from '../../runner/discovery.js';
+import { parseRunConfig } from '../../runner/run/config.js';
+import { domainsOfServices, parseAbraAppLs } from '../../runner/host/discovery.js';
 import { CLI, ROOT, tempDir, useHelpers } from '../support/processes.js';
 import { fakeHost, type FakeHost } from './fake-host.js';
 

@@ -14,12 +14,13 @@ import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { domainOfLockfile, lockDir, lockPath, parseProcLocks } from '../../lib/lock.js';
-import { InputError, appDomain, assertDomain, assertRecipe, domainFromServiceName, isRunApp, stackName } from '../../lib/naming.js';
-import { parseRunConfig } from '../../runner/config.js';
-import { domainsOfServices, parseAbraAppLs } from '../../runner/discovery.js';
-import { parseReplicas } from '../../runner/docker.js';
-import { STAGES } from '../../runner/stages.js';
+import { domainOfLockfile, lockDir, lockPath, parseProcLocks } from '../../lib/lockfiles.js';
+import { InputError } from '../../lib/errors.js';
+import { appDomain, assertDomain, assertRecipe, domainFromServiceName, isRunApp, stackName } from '../../lib/naming.js';
+import { parseRunConfig } from '../../runner/run/config.js';
+import { domainsOfServices, parseAbraAppLs } from '../../runner/host/discovery.js';
+import { parseReplicas } from '../../runner/host/docker.js';
+import { STAGES } from '../../runner/run/stages.js';
 import { CLI } from '../support/processes.js';
 import { DNS_CHARS, NASTY_CHARS, Random, mutate, seedFrom } from '../support/random.js';
 

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { setupRunAbraDir } from '../../dist/lib/abra-dir.js';
-import { abraClient } from '../../dist/runner/abra.js';
-import { fetchRecipe, headCommit } from '../../dist/runner/recipe.js';
+import { abraClient } from '../../dist/runner/host/abra.js';
+import { fetchRecipe, headCommit } from '../../dist/runner/run/recipe.js';
 
 const [recipe, src, ref, gitBase] = process.argv.slice(2);
 const log = (line) => console.log(line);

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 
 import { janitor, type JanitorOptions, type JanitorReport } from '../../lib/janitor.js';
-import { lockPath } from '../../lib/lock.js';
+import { lockPath } from '../../lib/lockfiles.js';
 import { startHelper, type Helper } from '../support/processes.js';
 
 /** A run-app domain under the default base: `ab12-<hex6>.ci.commoninternet.net`. */

@@ -9,7 +9,7 @@ import { createRunState, recordDeploy, removeRunState } from '../../dist/lib/run
 const [domain, holdMs] = process.argv.slice(2);
 const files = createRunState();
 console.log(`FILES ${JSON.stringify(files)}`);
-recordDeploy();
+recordDeploy(files);
 await acquireAppLock(domain, { log: (line) => console.log(line) });
 console.log(`LOCKED count=${readFileSync(files.deployCount, 'utf8')}`);
 await new Promise((resolve) => setTimeout(resolve, Number(holdMs)));
