@@ -121,7 +121,8 @@ Napi::Error ErrnoError(napi_env env, int err, const char* syscall, const char* p
   char name[64], description[128];
   uv_err_name_r(-err, name, sizeof name);
   // Node says UNKNOWN for an errno libuv cannot name; the text then comes from the C library.
-  if (std::strncmp(name, "Unknown", 7) == 0) return Build(env, "UNKNOWN", -err, syscall, Lowercased(std::strerror(err)), path);
+  if (std::strncmp(name, "Unknown", 7) == 0)
+    return Build(env, "UNKNOWN", -err, syscall, Lowercased(std::strerror(err)), path);
   return Build(env, name, -err, syscall, uv_strerror_r(-err, description, sizeof description), path);
 }
 
@@ -139,8 +140,7 @@ void ThrowInvalidValue(napi_env env, const char* name, napi_value value, const s
     for (char c : shown) escaped += c == '\0' ? std::string("\\x00") : std::string(1, c);
     shown = Quoted(escaped);
   }
-  Throw(env, false, "ERR_INVALID_ARG_VALUE",
-        std::string("The argument '") + name + "' " + why + ". Received " + shown);
+  Throw(env, false, "ERR_INVALID_ARG_VALUE", std::string("The argument '") + name + "' " + why + ". Received " + shown);
 }
 
 bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64_t max, int64_t* out) {
