@@ -22,10 +22,7 @@ napi_value Identity(napi_env env, napi_callback_info info) {
   int fd;
   if (!FdArg(env, args[0], &fd)) return nullptr;
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    ErrnoError(env, errno, "fstat").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (fstat(fd, &st) != 0) return ThrowErrno(env, errno, "fstat");
   return IdentityObject(env, st);
 }
 
@@ -35,10 +32,7 @@ napi_value PathIdentity(napi_env env, napi_callback_info info) {
   PathArg path;
   if (!path.Read(env, args[0], "path", "stat")) return nullptr;
   struct stat st;
-  if (stat(path.value, &st) != 0) {
-    ErrnoError(env, errno, "stat", path.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (stat(path.value, &st) != 0) return ThrowErrno(env, errno, "stat", path.value);
   return IdentityObject(env, st);
 }
 
@@ -51,16 +45,10 @@ napi_value SameFile(napi_env env, napi_callback_info info) {
   PathArg path;
   if (!FdArg(env, args[0], &fd) || !path.Read(env, args[1], "path", "lstat")) return nullptr;
   struct stat held;
-  if (fstat(fd, &held) != 0) {
-    ErrnoError(env, errno, "fstat").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (fstat(fd, &held) != 0) return ThrowErrno(env, errno, "fstat");
   bool same;
   int err = PathNames(path.value, held, &same);
-  if (err != 0) {
-    ErrnoError(env, err, "lstat", path.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (err != 0) return ThrowErrno(env, err, "lstat", path.value);
   napi_value result;
   napi_get_boolean(env, same, &result);
   return result;

@@ -313,13 +313,13 @@ void SettleOnJsThread(Napi::Env env, Napi::Function, std::nullptr_t*, StatePtr* 
   } else if (s->err != 0) {
     s->deferred.Reject(ErrnoError(env, s->err, "flock").Value());
   } else if (s->lost) {
-    s->deferred.Reject(CodedError(env, "ERR_CCCI_LOCK_LOST", 0, "flock",
+    s->deferred.Reject(CodedError(env, "ERR_CCCI_LOCK_LOST", "flock",
                                   "the wait was cancelled, but the lock this fd held before it could not be taken "
                                   "back: flock(2) converts by unlocking first, and another process locked the file "
                                   "exclusively meanwhile")
                            .Value());
   } else {
-    s->deferred.Reject(CodedError(env, "ECANCELED", UV_ECANCELED, "flock", "operation canceled").Value());
+    s->deferred.Reject(ErrnoError(env, ECANCELED, "flock").Value());
   }
 }
 
@@ -342,9 +342,8 @@ napi_value Flock(napi_env env, napi_callback_info info) {
   int fd, op;
   if (!FdArg(env, args[0], &fd) || !OpArg(env, args[1], &op)) return nullptr;
   if ((op & LOCK_UN) == 0 && (op & LOCK_NB) == 0) {
-    ThrowInvalidValue(env, "operation", args[1],
-                      "must include LOCK_NB: flock() never blocks the JS thread (use flockWait())");
-    return nullptr;
+    return ThrowInvalidValue(env, "operation", args[1],
+                             "must include LOCK_NB: flock() never blocks the JS thread (use flockWait())");
   }
   napi_value result;
   if (::flock(fd, op) == 0) {
@@ -352,8 +351,7 @@ napi_value Flock(napi_env env, napi_callback_info info) {
   } else if (errno == EWOULDBLOCK) {
     napi_get_boolean(env, false, &result);
   } else {
-    ErrnoError(env, errno, "flock").ThrowAsJavaScriptException();
-    return nullptr;
+    return ThrowErrno(env, errno, "flock");
   }
   return result;
 }
@@ -373,8 +371,7 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   if (!FdArg(env, args[0], &fd) || !OpArg(env, args[1], &op)) return nullptr;
   op &= ~LOCK_NB;
   if (op == LOCK_UN) {
-    ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX: flockWait() waits for a lock");
-    return nullptr;
+    return ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX: flockWait() waits for a lock");
   }
 
   Napi::Env e(env);
@@ -402,7 +399,7 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   }
   if (!CancelHandlerInPlace()) {
     RestorePrior(fd, state->prior);
-    state->deferred.Reject(CodedError(env, "ERR_CCCI_CANCEL_SIGNAL_TAKEN", 0, "flock",
+    state->deferred.Reject(CodedError(env, "ERR_CCCI_CANCEL_SIGNAL_TAKEN", "flock",
                                       "another handler replaced the one for the wait's cancel signal (" +
                                           std::to_string(CancelSignal()) + "): a wait could not be cancelled")
                                .Value());
@@ -444,15 +441,13 @@ bool OwnedByUs(uid_t owner) {
 bool RefuseLockFile(napi_env env, const struct stat& st, const char* p) {
   if (S_ISREG(st.st_mode) && OwnedByUs(st.st_uid)) return false;
   if (S_ISDIR(st.st_mode)) {
-    CodedError(env, "EISDIR", UV_EISDIR, "open", "lockfile is a directory", p).ThrowAsJavaScriptException();
+    ThrowErrno(env, EISDIR, "open", p, "lockfile is a directory");
   } else if (!S_ISREG(st.st_mode)) {
-    CodedError(env, "EFTYPE", UV_EFTYPE, "open", "lockfile is not a regular file", p).ThrowAsJavaScriptException();
+    ThrowErrno(env, kEftype, "open", p, "lockfile is not a regular file");
   } else {
-    CodedError(env, "EPERM", UV_EPERM, "open",
-               "lockfile is owned by uid " + std::to_string(st.st_uid) + ", not by this process's uid " +
-                   std::to_string(geteuid()),
-               p)
-        .ThrowAsJavaScriptException();
+    std::string why = "lockfile is owned by uid " + std::to_string(st.st_uid) + ", not by this process's uid " +
+                      std::to_string(geteuid());
+    ThrowErrno(env, EPERM, "open", p, why.c_str());
   }
   return true;
 }
@@ -477,19 +472,15 @@ int OpenUnchecked(napi_env env, const char* p, bool create) {
     if (errno != EEXIST) break;
   }
   if (fd < 0) {
-    if (errno == ELOOP) {
-      CodedError(env, "ELOOP", UV_ELOOP, "open", "lockfile is a symbolic link (refusing to follow it)", p)
-          .ThrowAsJavaScriptException();
-    } else {
-      ErrnoError(env, errno, "open", p).ThrowAsJavaScriptException();
-    }
+    int err = errno;
+    ThrowErrno(env, err, "open", p, err == ELOOP ? "lockfile is a symbolic link (refusing to follow it)" : nullptr);
     return -1;
   }
   // The umask applied at creation; an existing file's mode is its owner's business.
   if (created && fchmod(fd, 0644) != 0) {
     int err = errno;
     ::close(fd);
-    ErrnoError(env, err, "fchmod", p).ThrowAsJavaScriptException();
+    ThrowErrno(env, err, "fchmod", p);
     return -1;
   }
   return fd;
@@ -500,7 +491,7 @@ bool StatLockFile(napi_env env, int fd, const char* p, struct stat* st) {
   if (fstat(fd, st) != 0) {
     int err = errno;
     ::close(fd);
-    ErrnoError(env, err, "fstat", p).ThrowAsJavaScriptException();
+    ThrowErrno(env, err, "fstat", p);
     return false;
   }
   if (RefuseLockFile(env, *st, p)) {
@@ -549,8 +540,7 @@ napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   if ((op & LOCK_UN) != 0 || (op & LOCK_NB) == 0) {
-    ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX with LOCK_NB: a probe never waits");
-    return nullptr;
+    return ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX with LOCK_NB: a probe never waits");
   }
   int fd = OpenUnchecked(env, path.value, create);
   if (fd < 0) return nullptr;
@@ -563,8 +553,7 @@ napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
   if (!granted) {
     ::close(fd);
     if (flockErr == EWOULDBLOCK) return Int32(env, kProbeBusy);
-    ErrnoError(env, flockErr, "flock", path.value).ThrowAsJavaScriptException();
-    return nullptr;
+    return ThrowErrno(env, flockErr, "flock", path.value);
   }
   if (held.st_nlink == 1) return Int32(env, fd);
   if (held.st_nlink > 1) {
@@ -572,8 +561,7 @@ napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
     int err = PathNames(path.value, held, &same);
     if (err != 0) {
       ::close(fd);
-      ErrnoError(env, err, "lstat", path.value).ThrowAsJavaScriptException();
-      return nullptr;
+      return ThrowErrno(env, err, "lstat", path.value);
     }
     if (same) return Int32(env, fd);
   }
@@ -591,20 +579,13 @@ napi_value DropLockFile(napi_env env, napi_callback_info info) {
   PathArg path;
   if (!FdArg(env, args[0], &fd) || !path.Read(env, args[1], "path", "unlink")) return nullptr;
   // A bad fd holds no lock: refuse it before unlinking anything.
-  if (fcntl(fd, F_GETFD) < 0) {
-    ErrnoError(env, errno, "close").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (fcntl(fd, F_GETFD) < 0) return ThrowErrno(env, errno, "close");
   int unlinkErr = ::unlink(path.value) == 0 ? 0 : errno;
   if (::close(fd) != 0 && errno != EINTR) {
     // EINTR still closed the fd on Linux; anything else (EBADF) means there was no lock to release.
-    ErrnoError(env, errno, "close").ThrowAsJavaScriptException();
-    return nullptr;
+    return ThrowErrno(env, errno, "close");
   }
-  if (unlinkErr != 0) {
-    ErrnoError(env, unlinkErr, "unlink", path.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (unlinkErr != 0) return ThrowErrno(env, unlinkErr, "unlink", path.value);
   return nullptr;
 }
 

@@ -30,19 +30,13 @@ napi_value SetPdeathsig(napi_env env, napi_callback_info info) {
   Args<1> args(env, info);
   int64_t sig;
   if (!IntArg(env, args[0], "signal", 0, SIGRTMAX, &sig)) return nullptr;
-  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(sig), 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(sig), 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
   return Undefined(env);
 }
 
 napi_value GetPdeathsig(napi_env env, napi_callback_info) {
   int sig = 0;
-  if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
   return Number(env, sig);
 }
 
@@ -50,19 +44,13 @@ napi_value SetChildSubreaper(napi_env env, napi_callback_info info) {
   Args<1> args(env, info);
   bool on;
   if (!BoolArg(env, args[0], "on", &on)) return nullptr;
-  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1UL : 0UL, 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1UL : 0UL, 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
   return Undefined(env);
 }
 
 napi_value GetChildSubreaper(napi_env env, napi_callback_info) {
   int on = 0;
-  if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
   napi_value result;
   napi_get_boolean(env, on != 0, &result);
   return result;
@@ -86,10 +74,7 @@ napi_value ResetSignalDefault(napi_env env, napi_callback_info info) {
   struct sigaction action = {};
   action.sa_handler = SIG_DFL;
   sigemptyset(&action.sa_mask);
-  if (sigaction(static_cast<int>(sig), &action, nullptr) != 0) {
-    ErrnoError(env, errno, "sigaction").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (sigaction(static_cast<int>(sig), &action, nullptr) != 0) return ThrowErrno(env, errno, "sigaction");
   return Undefined(env);
 }
 
@@ -97,10 +82,7 @@ napi_value Getppid(napi_env env, napi_callback_info) { return Number(env, getppi
 
 napi_value Setsid(napi_env env, napi_callback_info) {
   pid_t sid = setsid();
-  if (sid < 0) {
-    ErrnoError(env, errno, "setsid").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (sid < 0) return ThrowErrno(env, errno, "setsid");
   return Number(env, sid);
 }
 
