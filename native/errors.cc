@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "native.h"
+
 namespace ccci {
 
 namespace {

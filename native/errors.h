@@ -5,21 +5,16 @@
 // decide ourselves (a lockfile that is a FIFO) have the same shape, with the reason as the text.
 // Bad arguments look like Node's own: a TypeError or RangeError with `code`
 // (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_INVALID_ARG_VALUE) and a message ending in
-// `Received ...`. See docs/native.md#errors.
-//
-// The argument readers take raw napi values because flock() is a hot path: one napi call per
-// argument, no wrapper objects, no heap allocation unless the argument is bad.
+// `Received ...`; the argument readers in native.h throw them. See docs/native.md#errors.
 //
 // Every throw returns nullptr, the empty napi_value, so that a callback ends with
 // `return ThrowErrno(env, errno, "flock");`. None throws when an exception is already pending: the
 // first failure is the one JS sees (a second napi_throw would abort the process).
 #pragma once
 
-#include <limits.h>
 #include <napi.h>
 #include <uv.h>
 
-#include <cstdint>
 #include <string>
 
 namespace ccci {
@@ -43,20 +38,5 @@ napi_value ThrowErrno(napi_env env, int err, const char* syscall, const char* pa
 
 // ERR_INVALID_ARG_VALUE, for an argument of the right type that is still wrong. Returns nullptr.
 napi_value ThrowInvalidValue(napi_env env, const char* name, napi_value value, const std::string& why);
-
-// The argument readers throw the JS error themselves and return false on a bad argument.
-bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64_t max, int64_t* out);
-bool FdArg(napi_env env, napi_value value, int* fd);
-bool BoolArg(napi_env env, napi_value value, const char* name, bool* out);
-// An optional out-parameter: undefined gives a null `out`; anything but a non-empty Float64Array
-// throws.
-bool OptionalFloat64Out(napi_env env, napi_value value, const char* name, double** out);
-
-// A path argument, copied into a stack buffer: a string without NUL bytes, shorter than PATH_MAX
-// (a longer one throws ENAMETOOLONG, as the kernel would).
-struct PathArg {
-  char value[PATH_MAX + 1];  // one more than the kernel takes, to tell a too-long path
-  bool Read(napi_env env, napi_value arg, const char* name, const char* syscall);
-};
 
 }  // namespace ccci

@@ -345,15 +345,9 @@ napi_value Flock(napi_env env, napi_callback_info info) {
     return ThrowInvalidValue(env, "operation", args[1],
                              "must include LOCK_NB: flock() never blocks the JS thread (use flockWait())");
   }
-  napi_value result;
-  if (::flock(fd, op) == 0) {
-    napi_get_boolean(env, true, &result);
-  } else if (errno == EWOULDBLOCK) {
-    napi_get_boolean(env, false, &result);
-  } else {
-    return ThrowErrno(env, errno, "flock");
-  }
-  return result;
+  if (::flock(fd, op) == 0) return Boolean(env, true);
+  if (errno == EWOULDBLOCK) return Boolean(env, false);
+  return ThrowErrno(env, errno, "flock");
 }
 
 // Settles a wait that never got a thread: the conversion attempt may already have dropped a lock
@@ -499,12 +493,6 @@ bool StatLockFile(napi_env env, int fd, const char* p, struct stat* st) {
     return false;
   }
   return true;
-}
-
-napi_value Int32(napi_env env, int value) {
-  napi_value result;
-  napi_create_int32(env, value, &result);
-  return result;
 }
 
 // openLockFile(path, create) -> fd.

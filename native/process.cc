@@ -12,18 +12,6 @@ namespace ccci {
 
 namespace {
 
-napi_value Number(napi_env env, double value) {
-  napi_value result;
-  napi_create_double(env, value, &result);
-  return result;
-}
-
-napi_value Undefined(napi_env env) {
-  napi_value result;
-  napi_get_undefined(env, &result);
-  return result;
-}
-
 // prctl(PR_SET_PDEATHSIG): note it follows the *thread* that forked us, and exec of a set-uid
 // binary clears it.
 napi_value SetPdeathsig(napi_env env, napi_callback_info info) {
@@ -51,9 +39,7 @@ napi_value SetChildSubreaper(napi_env env, napi_callback_info info) {
 napi_value GetChildSubreaper(napi_env env, napi_callback_info) {
   int on = 0;
   if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
-  napi_value result;
-  napi_get_boolean(env, on != 0, &result);
-  return result;
+  return Boolean(env, on != 0);
 }
 
 // alarm(seconds): returns the seconds left on the previous alarm; 0 cancels.
