@@ -14,7 +14,8 @@
 
 namespace ccci {
 
-void InitLocks(Napi::Env env, Napi::Object exports);
+void InitLockfile(Napi::Env env, Napi::Object exports);
+void InitWaiter(Napi::Env env, Napi::Object exports);
 void InitIdentity(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitDir(Napi::Env env, Napi::Object exports);
@@ -57,6 +58,10 @@ struct PathArg {
   char value[PATH_MAX + 1];  // one more than the kernel takes, to tell a too-long path
   bool Read(napi_env env, napi_value arg, const char* name, const char* syscall);
 };
+
+// A flock(2) operation: LOCK_SH, LOCK_EX or LOCK_UN, optionally with LOCK_NB. Each caller narrows
+// it further. Defined in lockfile.cc.
+bool OpArg(napi_env env, napi_value value, int* op);
 
 // ---- Return values ----
 
