@@ -48,10 +48,11 @@ napi_value Flock(napi_env env, napi_callback_info info) {
   return ThrowErrno(env, errno, "flock");
 }
 
-// The euid as of the last time we asked the kernel: the janitor probes thousands of files per
-// sweep, and geteuid(2) would be one system call in six. Asked again whenever a file's owner
-// differs, so after a seteuid() the new euid is seen at the first file the old one does not own;
-// until then a file owned by the euid the process had before is still accepted.
+// The euid as of the last time we asked the kernel: the janitor probes every lockfile on every
+// sweep, and a geteuid(2) per file would add a system call to each probe. Asked again whenever a
+// file's owner differs, so after a seteuid() the new euid is seen at the first file the old one
+// does not own; until then a file owned by the euid the process had before is still accepted.
+// See docs/native.md#known-traps.
 std::atomic<uid_t> lastEuid{static_cast<uid_t>(-1)};
 
 bool OwnedByUs(uid_t owner) {
@@ -147,6 +148,7 @@ constexpr int kProbeReplaced = -2;
 // unlink (lockfiles are never renamed or linked), so a locked inode with one link is still the
 // one the path names, and with none it was unlinked; only an inode with several links (someone
 // ln'ed it) costs the lstat that compares it with the path. Whatever is not handed back is closed.
+// See docs/native.md#lockfile-rules.
 napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
   Args<4> args(env, info);
   PathArg path;
@@ -162,7 +164,7 @@ napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
   }
   int fd = OpenUnchecked(env, path.value, create);
   if (fd < 0) return nullptr;
-  // A lock taken here on a file that is then refused is released by the close, microseconds later.
+  // A lock taken here on a file that is then refused is released by the close that refuses it.
   bool granted = ::flock(fd, op) == 0;
   int flockErr = granted ? 0 : errno;
   struct stat held;

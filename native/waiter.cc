@@ -92,7 +92,8 @@ void OnCancelSignal(int, siginfo_t* info, void*) {
 }
 
 // Installs the handler once per process; afterwards checks, on each wait that needs a thread,
-// that nobody replaced it (a wait whose cancel could never land would hang its caller).
+// that nobody replaced it (a wait whose cancel could never land would hang its caller). See
+// docs/native.md#known-traps.
 bool CancelHandlerInPlace() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -112,6 +113,7 @@ bool CancelHandlerInPlace() {
 // there the locks whose file is this one). Needed because the kernel converts a lock by dropping
 // the old one before waiting for the new one: a cancelled conversion must take the old one back.
 // Without /proc this reads as "none", and a cancelled conversion then leaves the fd unlocked.
+// See docs/native.md#known-traps.
 int HeldFlockType(int fd) {
   char path[48];
   std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
@@ -205,7 +207,7 @@ void RunWait(Job& job) {
 
 // Waiter threads are kept for reuse. Creating one per wait costs a clone(2), and a thread that
 // exits right after handing a grant to the JS thread competes with it for the CPU just as it
-// should be waking up (on two cores that added tens of microseconds to the wake latency).
+// should be waking up. See docs/native.md#thread-model.
 struct Waiter {
   std::mutex mu;
   std::condition_variable cv;
@@ -292,7 +294,8 @@ void Cancel(const StatePtr& state) {
 // the waiter has released it, but also when the environment (a worker, say) is torn down with the
 // wait still pending — Node then deletes the tsfn whatever threads still hold it. So cancel the
 // wait and let the waiter finish with the tsfn first. That is quick: a cancelled waiter only
-// restores the fd, queues its result (refused now: the tsfn is closing) and releases.
+// restores the fd, queues its result (refused now: the tsfn is closing) and releases. See
+// docs/native.md#thread-model.
 void FinalizeTsfn(Napi::Env, StatePtr* data, std::nullptr_t*) {
   std::unique_ptr<StatePtr> owned(data);
   WaitState* s = owned->get();
