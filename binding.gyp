@@ -5,7 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/errors.cc",
-        "native/locks.cc",
+        "native/lockfile.cc",
+        "native/waiter.cc",
         "native/identity.cc",
         "native/process.cc",
         "native/dir.cc"

@@ -5,7 +5,8 @@
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  ccci::InitLocks(env, exports);
+  ccci::InitLockfile(env, exports);
+  ccci::InitWaiter(env, exports);
   ccci::InitIdentity(env, exports);
   ccci::InitProcess(env, exports);
   ccci::InitDir(env, exports);

@@ -28,16 +28,12 @@ napi_value ReaddirMatching(napi_env env, napi_callback_info info) {
   const char* suffix = suffixArg.value;
   const size_t prefixLen = strlen(prefix), suffixLen = strlen(suffix);
   int fd = ::open(dir.value, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    ErrnoError(env, errno, "opendir", dir.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (fd < 0) return ThrowErrno(env, errno, "opendir", dir.value);
   DIR* d = fdopendir(fd);
   if (d == nullptr) {
     int err = errno;
     ::close(fd);
-    ErrnoError(env, err, "opendir", dir.value).ThrowAsJavaScriptException();
-    return nullptr;
+    return ThrowErrno(env, err, "opendir", dir.value);
   }
   napi_value result;
   napi_create_array(env, &result);
@@ -58,10 +54,7 @@ napi_value ReaddirMatching(napi_env env, napi_callback_info info) {
   }
   int err = errno;
   closedir(d);
-  if (err != 0) {
-    ErrnoError(env, err, "readdir", dir.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (err != 0) return ThrowErrno(env, err, "readdir", dir.value);
   return result;
 }
 

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "native.h"
+
 namespace ccci {
 
 namespace {
@@ -102,35 +104,51 @@ std::string Received(napi_env env, napi_value value) {
   }
 }
 
-void Throw(napi_env env, bool range, const char* code, const std::string& message) {
+bool ExceptionPending(napi_env env) {
+  bool pending = false;
+  return napi_is_exception_pending(env, &pending) == napi_ok && pending;
+}
+
+// An argument error: Node's TypeError, or RangeError when `range`, with `code`.
+napi_value ThrowArgError(napi_env env, bool range, const char* code, const std::string& message) {
+  if (ExceptionPending(env)) return nullptr;
   Napi::Object error = range ? Napi::RangeError::New(env, message).Value() : Napi::TypeError::New(env, message).Value();
   error.Set("code", Napi::String::New(env, code));
   napi_throw(env, error);
+  return nullptr;
 }
 
-void ThrowType(napi_env env, const char* name, const char* expected, napi_value value) {
-  Throw(env, false, "ERR_INVALID_ARG_TYPE",
-        std::string("The \"") + name + "\" argument must be of type " + expected + ". " + Received(env, value));
+napi_value ThrowType(napi_env env, const char* name, const char* expected, napi_value value) {
+  return ThrowArgError(
+      env, false, "ERR_INVALID_ARG_TYPE",
+      std::string("The \"") + name + "\" argument must be of type " + expected + ". " + Received(env, value));
 }
 
 }  // namespace
 
-Napi::Error ErrnoError(napi_env env, int err, const char* syscall, const char* path) {
+Napi::Error ErrnoError(napi_env env, int err, const char* syscall, const char* path, const char* why) {
   const char* extra = ExtraErrnoName(err);
-  if (extra != nullptr) return Build(env, extra, -err, syscall, Lowercased(std::strerror(err)), path);
+  if (extra != nullptr) return Build(env, extra, -err, syscall, why ? why : Lowercased(std::strerror(err)), path);
   char name[64], description[128];
   uv_err_name_r(-err, name, sizeof name);
   // Node says UNKNOWN for an errno libuv cannot name; the text then comes from the C library.
-  if (std::strncmp(name, "Unknown", 7) == 0) return Build(env, "UNKNOWN", -err, syscall, Lowercased(std::strerror(err)), path);
-  return Build(env, name, -err, syscall, uv_strerror_r(-err, description, sizeof description), path);
+  if (std::strncmp(name, "Unknown", 7) == 0) {
+    return Build(env, "UNKNOWN", -err, syscall, why ? why : Lowercased(std::strerror(err)), path);
+  }
+  return Build(env, name, -err, syscall, why ? why : uv_strerror_r(-err, description, sizeof description), path);
 }
 
-Napi::Error CodedError(napi_env env, const char* code, int uvErrno, const char* syscall, const std::string& why,
-                       const char* path) {
-  return Build(env, code, uvErrno, syscall, why, path);
+Napi::Error CodedError(napi_env env, const char* code, const char* syscall, const std::string& why) {
+  return Build(env, code, 0, syscall, why, nullptr);
 }
 
-void ThrowInvalidValue(napi_env env, const char* name, napi_value value, const std::string& why) {
+napi_value ThrowErrno(napi_env env, int err, const char* syscall, const char* path, const char* why) {
+  if (ExceptionPending(env)) return nullptr;
+  napi_throw(env, ErrnoError(env, err, syscall, path, why).Value());
+  return nullptr;
+}
+
+napi_value ThrowInvalidValue(napi_env env, const char* name, napi_value value, const std::string& why) {
   napi_valuetype type = napi_undefined;
   napi_typeof(env, value, &type);
   std::string shown = StringOf(env, value);
@@ -139,8 +157,8 @@ void ThrowInvalidValue(napi_env env, const char* name, napi_value value, const s
     for (char c : shown) escaped += c == '\0' ? std::string("\\x00") : std::string(1, c);
     shown = Quoted(escaped);
   }
-  Throw(env, false, "ERR_INVALID_ARG_VALUE",
-        std::string("The argument '") + name + "' " + why + ". Received " + shown);
+  return ThrowArgError(env, false, "ERR_INVALID_ARG_VALUE",
+                       std::string("The argument '") + name + "' " + why + ". Received " + shown);
 }
 
 bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64_t max, int64_t* out) {
@@ -157,14 +175,14 @@ bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64
     return true;
   }
   if (std::floor(number) != number) {  // NaN and ±Infinity fail this too
-    Throw(env, true, "ERR_OUT_OF_RANGE",
-          std::string("The value of \"") + name + "\" is out of range. It must be an integer. Received " +
-              StringOf(env, value));
+    ThrowArgError(env, true, "ERR_OUT_OF_RANGE",
+                  std::string("The value of \"") + name + "\" is out of range. It must be an integer. Received " +
+                      StringOf(env, value));
     return false;
   }
-  Throw(env, true, "ERR_OUT_OF_RANGE",
-        std::string("The value of \"") + name + "\" is out of range. It must be >= " + std::to_string(min) +
-            " && <= " + std::to_string(max) + ". Received " + StringOf(env, value));
+  ThrowArgError(env, true, "ERR_OUT_OF_RANGE",
+                std::string("The value of \"") + name + "\" is out of range. It must be >= " + std::to_string(min) +
+                    " && <= " + std::to_string(max) + ". Received " + StringOf(env, value));
   return false;
 }
 
@@ -195,8 +213,8 @@ bool OptionalFloat64Out(napi_env env, napi_value value, const char* name, double
       return false;
     }
     if (length < 1) {
-      Throw(env, true, "ERR_OUT_OF_RANGE",
-            std::string("The value of \"") + name + ".length\" is out of range. It must be >= 1. Received 0");
+      ThrowArgError(env, true, "ERR_OUT_OF_RANGE",
+                    std::string("The value of \"") + name + ".length\" is out of range. It must be >= 1. Received 0");
       return false;
     }
     *out = static_cast<double*>(data);
@@ -216,7 +234,7 @@ bool PathArg::Read(napi_env env, napi_value arg, const char* name, const char* s
     return false;
   }
   if (len >= PATH_MAX) {  // the kernel takes at most PATH_MAX bytes, the terminating NUL included
-    ErrnoError(env, ENAMETOOLONG, syscall, nullptr).ThrowAsJavaScriptException();
+    ThrowErrno(env, ENAMETOOLONG, syscall);
     return false;
   }
   if (std::strlen(value) != len) {

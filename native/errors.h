@@ -1,46 +1,42 @@
 // What a failed call looks like, built in one place so every native failure has Node's shape.
 //
 // System-call failures look like fs errors: `EBADF: bad file descriptor, flock` with `code`,
-// `errno` (negative, as libuv reports it), `syscall`, and `path` when one is involved.
+// `errno` (negative, as libuv reports it), `syscall`, and `path` when one is involved. Refusals we
+// decide ourselves (a lockfile that is a FIFO) have the same shape, with the reason as the text.
 // Bad arguments look like Node's own: a TypeError or RangeError with `code`
 // (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_INVALID_ARG_VALUE) and a message ending in
-// `Received ...`.
+// `Received ...`; the argument readers in native.h throw them. See docs/native.md#errors.
 //
-// The argument readers take raw napi values because flock() is a hot path: one napi call per
-// argument, no wrapper objects, no heap allocation unless the argument is bad.
+// Every throw returns nullptr, the empty napi_value, so that a callback ends with
+// `return ThrowErrno(env, errno, "flock");`. None throws when an exception is already pending: the
+// first failure is the one JS sees (a second napi_throw would abort the process).
 #pragma once
 
-#include <limits.h>
 #include <napi.h>
+#include <uv.h>
 
-#include <cstdint>
 #include <string>
 
 namespace ccci {
 
-Napi::Error ErrnoError(napi_env env, int err, const char* syscall, const char* path = nullptr);
+// libuv's code for "inappropriate file type or format", which Linux has no errno for. Passed where
+// an errno goes, it reads as Node reports it: code EFTYPE, errno UV_EFTYPE.
+constexpr int kEftype = -UV_EFTYPE;
 
-// Same shape for a refusal we decide ourselves (e.g. a lockfile that is a FIFO): `code` names the
-// condition (a libuv code such as "EFTYPE" where one fits, with its `uvErrno`; 0 leaves `errno`
-// out), `why` says what was wrong.
-Napi::Error CodedError(napi_env env, const char* code, int uvErrno, const char* syscall, const std::string& why,
-                       const char* path = nullptr);
+// The error of a system call that failed with `err`, for a rejection. `why`, when given, replaces
+// the errno's own text: a refusal we decide ourselves, named by the errno that fits it.
+Napi::Error ErrnoError(napi_env env, int err, const char* syscall, const char* path = nullptr,
+                       const char* why = nullptr);
 
-// The argument readers throw the JS error themselves and return false on a bad argument.
-bool IntArg(napi_env env, napi_value value, const char* name, int64_t min, int64_t max, int64_t* out);
-bool FdArg(napi_env env, napi_value value, int* fd);
-bool BoolArg(napi_env env, napi_value value, const char* name, bool* out);
-// An optional out-parameter: undefined gives a null `out`; anything but a non-empty Float64Array
-// throws.
-bool OptionalFloat64Out(napi_env env, napi_value value, const char* name, double** out);
+// The same shape for a condition no errno names: `code` is ours (ERR_CCCI_...), and there is no
+// `errno`.
+Napi::Error CodedError(napi_env env, const char* code, const char* syscall, const std::string& why);
 
-// A path argument, copied into a stack buffer: a string without NUL bytes, shorter than PATH_MAX
-// (a longer one throws ENAMETOOLONG, as the kernel would).
-struct PathArg {
-  char value[PATH_MAX + 1];  // one more than the kernel takes, to tell a too-long path
-  bool Read(napi_env env, napi_value arg, const char* name, const char* syscall);
-};
+// The one way a failure is thrown into JS: ErrnoError's error. Returns nullptr.
+napi_value ThrowErrno(napi_env env, int err, const char* syscall, const char* path = nullptr,
+                      const char* why = nullptr);
 
-void ThrowInvalidValue(napi_env env, const char* name, napi_value value, const std::string& why);
+// ERR_INVALID_ARG_VALUE, for an argument of the right type that is still wrong. Returns nullptr.
+napi_value ThrowInvalidValue(napi_env env, const char* name, napi_value value, const std::string& why);
 
 }  // namespace ccci

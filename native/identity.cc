@@ -10,23 +10,13 @@ namespace ccci {
 
 namespace {
 
-napi_value IdentityObject(napi_env env, const struct stat& st) {
-  Napi::Object id = Napi::Object::New(env);
-  id.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(st.st_dev)));
-  id.Set("ino", Napi::BigInt::New(env, static_cast<uint64_t>(st.st_ino)));
-  return id;
-}
-
 napi_value Identity(napi_env env, napi_callback_info info) {
   Args<1> args(env, info);
   int fd;
   if (!FdArg(env, args[0], &fd)) return nullptr;
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    ErrnoError(env, errno, "fstat").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return IdentityObject(env, st);
+  if (fstat(fd, &st) != 0) return ThrowErrno(env, errno, "fstat");
+  return FileIdentity(env, st);
 }
 
 // Follows symlinks, like stat(2): the identity of whatever the path leads to.
@@ -35,11 +25,8 @@ napi_value PathIdentity(napi_env env, napi_callback_info info) {
   PathArg path;
   if (!path.Read(env, args[0], "path", "stat")) return nullptr;
   struct stat st;
-  if (stat(path.value, &st) != 0) {
-    ErrnoError(env, errno, "stat", path.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return IdentityObject(env, st);
+  if (stat(path.value, &st) != 0) return ThrowErrno(env, errno, "stat", path.value);
+  return FileIdentity(env, st);
 }
 
 // True only when dev AND ino match; false when the path is gone (the inode was unlinked). The
@@ -51,19 +38,11 @@ napi_value SameFile(napi_env env, napi_callback_info info) {
   PathArg path;
   if (!FdArg(env, args[0], &fd) || !path.Read(env, args[1], "path", "lstat")) return nullptr;
   struct stat held;
-  if (fstat(fd, &held) != 0) {
-    ErrnoError(env, errno, "fstat").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (fstat(fd, &held) != 0) return ThrowErrno(env, errno, "fstat");
   bool same;
   int err = PathNames(path.value, held, &same);
-  if (err != 0) {
-    ErrnoError(env, err, "lstat", path.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  napi_value result;
-  napi_get_boolean(env, same, &result);
-  return result;
+  if (err != 0) return ThrowErrno(env, err, "lstat", path.value);
+  return Boolean(env, same);
 }
 
 }  // namespace

@@ -12,37 +12,19 @@ namespace ccci {
 
 namespace {
 
-napi_value Number(napi_env env, double value) {
-  napi_value result;
-  napi_create_double(env, value, &result);
-  return result;
-}
-
-napi_value Undefined(napi_env env) {
-  napi_value result;
-  napi_get_undefined(env, &result);
-  return result;
-}
-
 // prctl(PR_SET_PDEATHSIG): note it follows the *thread* that forked us, and exec of a set-uid
 // binary clears it.
 napi_value SetPdeathsig(napi_env env, napi_callback_info info) {
   Args<1> args(env, info);
   int64_t sig;
   if (!IntArg(env, args[0], "signal", 0, SIGRTMAX, &sig)) return nullptr;
-  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(sig), 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(sig), 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
   return Undefined(env);
 }
 
 napi_value GetPdeathsig(napi_env env, napi_callback_info) {
   int sig = 0;
-  if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
   return Number(env, sig);
 }
 
@@ -50,22 +32,14 @@ napi_value SetChildSubreaper(napi_env env, napi_callback_info info) {
   Args<1> args(env, info);
   bool on;
   if (!BoolArg(env, args[0], "on", &on)) return nullptr;
-  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1UL : 0UL, 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1UL : 0UL, 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
   return Undefined(env);
 }
 
 napi_value GetChildSubreaper(napi_env env, napi_callback_info) {
   int on = 0;
-  if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) != 0) {
-    ErrnoError(env, errno, "prctl").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  napi_value result;
-  napi_get_boolean(env, on != 0, &result);
-  return result;
+  if (prctl(PR_GET_CHILD_SUBREAPER, &on, 0, 0, 0) != 0) return ThrowErrno(env, errno, "prctl");
+  return Boolean(env, on != 0);
 }
 
 // alarm(seconds): returns the seconds left on the previous alarm; 0 cancels.
@@ -86,10 +60,7 @@ napi_value ResetSignalDefault(napi_env env, napi_callback_info info) {
   struct sigaction action = {};
   action.sa_handler = SIG_DFL;
   sigemptyset(&action.sa_mask);
-  if (sigaction(static_cast<int>(sig), &action, nullptr) != 0) {
-    ErrnoError(env, errno, "sigaction").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (sigaction(static_cast<int>(sig), &action, nullptr) != 0) return ThrowErrno(env, errno, "sigaction");
   return Undefined(env);
 }
 
@@ -97,10 +68,7 @@ napi_value Getppid(napi_env env, napi_callback_info) { return Number(env, getppi
 
 napi_value Setsid(napi_env env, napi_callback_info) {
   pid_t sid = setsid();
-  if (sid < 0) {
-    ErrnoError(env, errno, "setsid").ThrowAsJavaScriptException();
-    return nullptr;
-  }
+  if (sid < 0) return ThrowErrno(env, errno, "setsid");
   return Number(env, sid);
 }
 

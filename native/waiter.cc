@@ -1,8 +1,8 @@
-// flock(2), the lockfile open, and the cancellable blocking wait.
+// flockWait(): the blocking flock(2), on a waiter thread of the addon's own, that a private signal
+// can cancel. The lockfile rules and the non-blocking flock() are in lockfile.cc.
 //
-// flock() is the janitor's hot path: one system call, `false` when the lock is busy, no exception
-// built. flockWait() blocks on a thread of its own — never libuv's 4-thread pool, where a fifth
-// waiter would stall every fs call and process exit would join a thread stuck in the kernel.
+// The wait never runs on libuv's 4-thread pool, where a fifth waiter would stall every fs call and
+// process exit would join a thread stuck in the kernel: see docs/native.md#thread-model.
 //
 // Cancelling a thread that sits in flock(2): libuv installs its signal handlers with SA_RESTART,
 // so nothing on the JS side can interrupt the call. We send the waiting thread a private real-time
@@ -10,17 +10,15 @@
 // checks its cancel flag and then enters flock(2); a signal landing between the two would be
 // lost, so for that stretch (the "window") the handler siglongjmps out instead of returning. A
 // cancel is therefore seen whenever it lands: before the check, inside the window, or during the
-// system call — no polling, no retries.
+// system call — no polling, no retries. See docs/native.md#cancellation-the-private-signal.
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -94,7 +92,8 @@ void OnCancelSignal(int, siginfo_t* info, void*) {
 }
 
 // Installs the handler once per process; afterwards checks, on each wait that needs a thread,
-// that nobody replaced it (a wait whose cancel could never land would hang its caller).
+// that nobody replaced it (a wait whose cancel could never land would hang its caller). See
+// docs/native.md#known-traps.
 bool CancelHandlerInPlace() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -114,6 +113,7 @@ bool CancelHandlerInPlace() {
 // there the locks whose file is this one). Needed because the kernel converts a lock by dropping
 // the old one before waiting for the new one: a cancelled conversion must take the old one back.
 // Without /proc this reads as "none", and a cancelled conversion then leaves the fd unlocked.
+// See docs/native.md#known-traps.
 int HeldFlockType(int fd) {
   char path[48];
   std::snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
@@ -207,7 +207,7 @@ void RunWait(Job& job) {
 
 // Waiter threads are kept for reuse. Creating one per wait costs a clone(2), and a thread that
 // exits right after handing a grant to the JS thread competes with it for the CPU just as it
-// should be waking up (on two cores that added tens of microseconds to the wake latency).
+// should be waking up. See docs/native.md#thread-model.
 struct Waiter {
   std::mutex mu;
   std::condition_variable cv;
@@ -294,7 +294,8 @@ void Cancel(const StatePtr& state) {
 // the waiter has released it, but also when the environment (a worker, say) is torn down with the
 // wait still pending — Node then deletes the tsfn whatever threads still hold it. So cancel the
 // wait and let the waiter finish with the tsfn first. That is quick: a cancelled waiter only
-// restores the fd, queues its result (refused now: the tsfn is closing) and releases.
+// restores the fd, queues its result (refused now: the tsfn is closing) and releases. See
+// docs/native.md#thread-model.
 void FinalizeTsfn(Napi::Env, StatePtr* data, std::nullptr_t*) {
   std::unique_ptr<StatePtr> owned(data);
   WaitState* s = owned->get();
@@ -313,49 +314,14 @@ void SettleOnJsThread(Napi::Env env, Napi::Function, std::nullptr_t*, StatePtr* 
   } else if (s->err != 0) {
     s->deferred.Reject(ErrnoError(env, s->err, "flock").Value());
   } else if (s->lost) {
-    s->deferred.Reject(CodedError(env, "ERR_CCCI_LOCK_LOST", 0, "flock",
+    s->deferred.Reject(CodedError(env, "ERR_CCCI_LOCK_LOST", "flock",
                                   "the wait was cancelled, but the lock this fd held before it could not be taken "
                                   "back: flock(2) converts by unlocking first, and another process locked the file "
                                   "exclusively meanwhile")
                            .Value());
   } else {
-    s->deferred.Reject(CodedError(env, "ECANCELED", UV_ECANCELED, "flock", "operation canceled").Value());
+    s->deferred.Reject(ErrnoError(env, ECANCELED, "flock").Value());
   }
-}
-
-bool OpArg(napi_env env, napi_value value, int* op) {
-  int64_t number;
-  if (!IntArg(env, value, "operation", 0, 0xff, &number)) return false;
-  int base = static_cast<int>(number) & ~LOCK_NB;
-  if (base != LOCK_SH && base != LOCK_EX && base != LOCK_UN) {
-    ThrowInvalidValue(env, "operation", value, "must be LOCK_SH, LOCK_EX or LOCK_UN, optionally with LOCK_NB");
-    return false;
-  }
-  *op = static_cast<int>(number);
-  return true;
-}
-
-// flock(fd, op): true when granted, false when busy, throws on anything else. The busy path is
-// the janitor's hot path: it allocates nothing.
-napi_value Flock(napi_env env, napi_callback_info info) {
-  Args<2> args(env, info);
-  int fd, op;
-  if (!FdArg(env, args[0], &fd) || !OpArg(env, args[1], &op)) return nullptr;
-  if ((op & LOCK_UN) == 0 && (op & LOCK_NB) == 0) {
-    ThrowInvalidValue(env, "operation", args[1],
-                      "must include LOCK_NB: flock() never blocks the JS thread (use flockWait())");
-    return nullptr;
-  }
-  napi_value result;
-  if (::flock(fd, op) == 0) {
-    napi_get_boolean(env, true, &result);
-  } else if (errno == EWOULDBLOCK) {
-    napi_get_boolean(env, false, &result);
-  } else {
-    ErrnoError(env, errno, "flock").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return result;
 }
 
 // Settles a wait that never got a thread: the conversion attempt may already have dropped a lock
@@ -373,8 +339,7 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   if (!FdArg(env, args[0], &fd) || !OpArg(env, args[1], &op)) return nullptr;
   op &= ~LOCK_NB;
   if (op == LOCK_UN) {
-    ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX: flockWait() waits for a lock");
-    return nullptr;
+    return ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX: flockWait() waits for a lock");
   }
 
   Napi::Env e(env);
@@ -402,7 +367,7 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   }
   if (!CancelHandlerInPlace()) {
     RestorePrior(fd, state->prior);
-    state->deferred.Reject(CodedError(env, "ERR_CCCI_CANCEL_SIGNAL_TAKEN", 0, "flock",
+    state->deferred.Reject(CodedError(env, "ERR_CCCI_CANCEL_SIGNAL_TAKEN", "flock",
                                       "another handler replaced the one for the wait's cancel signal (" +
                                           std::to_string(CancelSignal()) + "): a wait could not be cancelled")
                                .Value());
@@ -427,201 +392,10 @@ napi_value FlockWait(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// The euid as of the last time we asked the kernel: the janitor probes thousands of files per
-// sweep, and geteuid(2) would be one system call in six. Asked again whenever a file's owner
-// differs, so after a seteuid() the new euid is seen at the first file the old one does not own;
-// until then a file owned by the euid the process had before is still accepted.
-std::atomic<uid_t> lastEuid{static_cast<uid_t>(-1)};
-
-bool OwnedByUs(uid_t owner) {
-  if (owner == lastEuid.load(std::memory_order_relaxed)) return true;
-  uid_t euid = geteuid();
-  lastEuid.store(euid, std::memory_order_relaxed);
-  return owner == euid;
-}
-
-// Why a lockfile that opened cannot be used, as a thrown error; false when it can.
-bool RefuseLockFile(napi_env env, const struct stat& st, const char* p) {
-  if (S_ISREG(st.st_mode) && OwnedByUs(st.st_uid)) return false;
-  if (S_ISDIR(st.st_mode)) {
-    CodedError(env, "EISDIR", UV_EISDIR, "open", "lockfile is a directory", p).ThrowAsJavaScriptException();
-  } else if (!S_ISREG(st.st_mode)) {
-    CodedError(env, "EFTYPE", UV_EFTYPE, "open", "lockfile is not a regular file", p).ThrowAsJavaScriptException();
-  } else {
-    CodedError(env, "EPERM", UV_EPERM, "open",
-               "lockfile is owned by uid " + std::to_string(st.st_uid) + ", not by this process's uid " +
-                   std::to_string(geteuid()),
-               p)
-        .ThrowAsJavaScriptException();
-  }
-  return true;
-}
-
-// Opens a lockfile without following a symlink or blocking on a FIFO, close-on-exec; creates it
-// 0644 whatever the umask when `create`. Throws and returns -1 on failure. The file is not
-// checked yet: see RefuseLockFile.
-int OpenUnchecked(napi_env env, const char* p, bool create) {
-  const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
-  int fd = -1;
-  bool created = false;
-  // Open the existing file, else create it exclusively; losing a create race to another process
-  // means its file now exists, so go round again (bounded: a path flipping forever is an error).
-  for (int attempt = 0; attempt < 8; attempt++) {
-    fd = ::open(p, flags);
-    if (fd >= 0 || errno != ENOENT || !create) break;
-    fd = ::open(p, flags | O_CREAT | O_EXCL, 0644);
-    if (fd >= 0) {
-      created = true;
-      break;
-    }
-    if (errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    if (errno == ELOOP) {
-      CodedError(env, "ELOOP", UV_ELOOP, "open", "lockfile is a symbolic link (refusing to follow it)", p)
-          .ThrowAsJavaScriptException();
-    } else {
-      ErrnoError(env, errno, "open", p).ThrowAsJavaScriptException();
-    }
-    return -1;
-  }
-  // The umask applied at creation; an existing file's mode is its owner's business.
-  if (created && fchmod(fd, 0644) != 0) {
-    int err = errno;
-    ::close(fd);
-    ErrnoError(env, err, "fchmod", p).ThrowAsJavaScriptException();
-    return -1;
-  }
-  return fd;
-}
-
-// fstat of a freshly opened lockfile; closes it and throws when the stat fails or refuses it.
-bool StatLockFile(napi_env env, int fd, const char* p, struct stat* st) {
-  if (fstat(fd, st) != 0) {
-    int err = errno;
-    ::close(fd);
-    ErrnoError(env, err, "fstat", p).ThrowAsJavaScriptException();
-    return false;
-  }
-  if (RefuseLockFile(env, *st, p)) {
-    ::close(fd);
-    return false;
-  }
-  return true;
-}
-
-napi_value Int32(napi_env env, int value) {
-  napi_value result;
-  napi_create_int32(env, value, &result);
-  return result;
-}
-
-// openLockFile(path, create) -> fd.
-napi_value OpenLockFile(napi_env env, napi_callback_info info) {
-  Args<2> args(env, info);
-  PathArg path;
-  bool create;
-  if (!path.Read(env, args[0], "path", "open") || !BoolArg(env, args[1], "create", &create)) return nullptr;
-  int fd = OpenUnchecked(env, path.value, create);
-  struct stat st;
-  return fd < 0 || !StatLockFile(env, fd, path.value, &st) ? nullptr : Int32(env, fd);
-}
-
-// What probeLockFile() returns when it does not hand back a locked fd.
-constexpr int kProbeBusy = -1;
-constexpr int kProbeReplaced = -2;
-
-// probeLockFile(path, op, create, mtimeOut?) -> fd | PROBE_BUSY | PROBE_REPLACED. The janitor's
-// whole probe of one candidate in one call, in fewer system calls than the obvious loop: open,
-// flock, then ONE fstat that checks the file, reads its mtime (after the flock, so a run that just
-// took the lock has already set it) and proves the identity. A lockfile's path changes only by
-// unlink (lockfiles are never renamed or linked), so a locked inode with one link is still the
-// one the path names, and with none it was unlinked; only an inode with several links (someone
-// ln'ed it) costs the lstat that compares it with the path. Whatever is not handed back is closed.
-napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
-  Args<4> args(env, info);
-  PathArg path;
-  int op;
-  bool create;
-  double* mtimeOut;
-  if (!path.Read(env, args[0], "path", "open") || !OpArg(env, args[1], &op) ||
-      !BoolArg(env, args[2], "create", &create) || !OptionalFloat64Out(env, args[3], "mtimeOut", &mtimeOut)) {
-    return nullptr;
-  }
-  if ((op & LOCK_UN) != 0 || (op & LOCK_NB) == 0) {
-    ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX with LOCK_NB: a probe never waits");
-    return nullptr;
-  }
-  int fd = OpenUnchecked(env, path.value, create);
-  if (fd < 0) return nullptr;
-  // A lock taken here on a file that is then refused is released by the close, microseconds later.
-  bool granted = ::flock(fd, op) == 0;
-  int flockErr = granted ? 0 : errno;
-  struct stat held;
-  if (!StatLockFile(env, fd, path.value, &held)) return nullptr;
-  if (mtimeOut != nullptr) *mtimeOut = held.st_mtim.tv_sec * 1e3 + held.st_mtim.tv_nsec / 1e6;
-  if (!granted) {
-    ::close(fd);
-    if (flockErr == EWOULDBLOCK) return Int32(env, kProbeBusy);
-    ErrnoError(env, flockErr, "flock", path.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  if (held.st_nlink == 1) return Int32(env, fd);
-  if (held.st_nlink > 1) {
-    bool same;
-    int err = PathNames(path.value, held, &same);
-    if (err != 0) {
-      ::close(fd);
-      ErrnoError(env, err, "lstat", path.value).ThrowAsJavaScriptException();
-      return nullptr;
-    }
-    if (same) return Int32(env, fd);
-  }
-  ::close(fd);
-  return Int32(env, kProbeReplaced);
-}
-
-// dropLockFile(fd, path): unlinks the lockfile, then closes the fd that holds its lock — the
-// order the protocol needs, so a waiter woken by the close finds the path gone (or new). A bad fd
-// is refused before anything is unlinked; a good one is closed whatever the unlink did, and the
-// unlink's error, if any, is thrown after.
-napi_value DropLockFile(napi_env env, napi_callback_info info) {
-  Args<2> args(env, info);
-  int fd;
-  PathArg path;
-  if (!FdArg(env, args[0], &fd) || !path.Read(env, args[1], "path", "unlink")) return nullptr;
-  // A bad fd holds no lock: refuse it before unlinking anything.
-  if (fcntl(fd, F_GETFD) < 0) {
-    ErrnoError(env, errno, "close").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  int unlinkErr = ::unlink(path.value) == 0 ? 0 : errno;
-  if (::close(fd) != 0 && errno != EINTR) {
-    // EINTR still closed the fd on Linux; anything else (EBADF) means there was no lock to release.
-    ErrnoError(env, errno, "close").ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  if (unlinkErr != 0) {
-    ErrnoError(env, unlinkErr, "unlink", path.value).ThrowAsJavaScriptException();
-    return nullptr;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
-void InitLocks(Napi::Env env, Napi::Object exports) {
-  ExportFunction(env, exports, "flock", Flock);
+void InitWaiter(Napi::Env env, Napi::Object exports) {
   ExportFunction(env, exports, "flockWait", FlockWait);
-  ExportFunction(env, exports, "openLockFile", OpenLockFile);
-  ExportFunction(env, exports, "probeLockFile", ProbeLockFile);
-  ExportFunction(env, exports, "dropLockFile", DropLockFile);
-  exports.Set("LOCK_SH", Napi::Number::New(env, LOCK_SH));
-  exports.Set("LOCK_EX", Napi::Number::New(env, LOCK_EX));
-  exports.Set("LOCK_NB", Napi::Number::New(env, LOCK_NB));
-  exports.Set("LOCK_UN", Napi::Number::New(env, LOCK_UN));
-  exports.Set("PROBE_BUSY", Napi::Number::New(env, kProbeBusy));
-  exports.Set("PROBE_REPLACED", Napi::Number::New(env, kProbeReplaced));
   exports.Set("WAIT_CANCEL_SIGNAL", Napi::Number::New(env, CancelSignal()));
 }
 
