@@ -6,6 +6,7 @@
 // (a) try-lock + unlock round trip on an open fd            target ≤ 1.3× C
 // (b) try-lock on a lock another process holds (busy path)  target ≤ 2× C
 // (c) janitor probe cycle: open, try-lock, identity, close  target ≤ 1.5× C, free and held
+// (g) public probeLock(domain): the shared-lock probe       target ≤ 1.5× C, free and held
 // (d) wake latency: holder SIGKILLed → waiter holds lock     target ≤ 1.5× C median (≥ 50 rounds)
 // (e) fs.stat latency with 64 waits pending vs none         target ≤ 2×
 // (f) process.exit() with a wait pending vs none pending    target ≤ 1.5×
@@ -20,6 +21,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { probeLock } from '../lib/lock.js';
 import { LOCK_EX, LOCK_NB, LOCK_UN, flock, flockWait, openLockFile, sameFile } from '../lib/native.js';
 import { compileC, median, printTable, scratchDir, type Row } from './support.js';
 
@@ -60,6 +62,17 @@ static void probe(const char *path) {
   close(fd);
 }
 
+/* What probeLock(domain) costs the kernel: open, flock(LOCK_SH|LOCK_NB), one fstat (regular, ours,
+   one link: the path still names it), close. */
+static void shprobe(const char *path) {
+  int fd = open(path, FLAGS);
+  if (fd < 0) die("open");
+  struct stat st;
+  if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno != EWOULDBLOCK) die("flock");
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) die("fstat");
+  close(fd);
+}
+
 static void *idle(void *arg) { (void)arg; for (;;) pause(); return NULL; }
 
 int main(int argc, char **argv) {
@@ -95,6 +108,8 @@ int main(int argc, char **argv) {
         flock(fd, LOCK_UN);
       } else if (!strcmp(mode, "busy")) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0 || errno != EWOULDBLOCK) die("not busy");
+      } else if (!strcmp(mode, "shprobe")) {
+        shprobe(path);
       } else {
         probe(path);
       }
@@ -106,6 +121,14 @@ int main(int argc, char **argv) {
   return 0;
 }
 `;
+
+interface PublicProbe {
+  probe: (domain: string) => string;
+  freeDomain: string;
+  heldDomain: string;
+  freePath: string;
+  heldPath: string;
+}
 
 interface FsExt {
   flock(fd: number, op: string, cb: (error: Error | null) => void): void;
@@ -190,7 +213,7 @@ function cpuNsPerOp(fn: () => void, iterations: number, rounds: number): number 
 }
 
 // (a)-(c): best CPU ns/op of ours and C's, interleaved over many short rounds.
-function hotPaths(bin: string, holderPath: string, freePath: string): Record<'a' | 'aThreaded' | 'b' | 'cFree' | 'cHeld', number[]> {
+function hotPaths(bin: string, holderPath: string, freePath: string, publicProbe: PublicProbe): Record<'a' | 'aThreaded' | 'b' | 'cFree' | 'cHeld' | 'gFree' | 'gHeld', number[]> {
   const c = (mode: string, path: string, iterations: number, threaded = false) =>
     Number(execFileSync(bin, [mode, path, String(iterations), '2', ...(threaded ? ['threaded'] : [])], { encoding: 'utf8' }));
   const fd = openLockFile(freePath, false);
@@ -201,7 +224,15 @@ function hotPaths(bin: string, holderPath: string, freePath: string): Record<'a'
     if (!sameFile(probeFd, path)) throw new Error('identity');
     closeSync(probeFd);
   };
-  const best = { a: [Infinity, Infinity], aThreaded: [Infinity, Infinity], b: [Infinity, Infinity], cFree: [Infinity, Infinity], cHeld: [Infinity, Infinity] };
+  const best = {
+    a: [Infinity, Infinity],
+    aThreaded: [Infinity, Infinity],
+    b: [Infinity, Infinity],
+    cFree: [Infinity, Infinity],
+    cHeld: [Infinity, Infinity],
+    gFree: [Infinity, Infinity],
+    gHeld: [Infinity, Infinity],
+  };
   const keep = (slot: number[], ours: number, theirs: number) => {
     slot[0] = Math.min(slot[0]!, ours);
     slot[1] = Math.min(slot[1]!, theirs);
@@ -218,6 +249,8 @@ function hotPaths(bin: string, holderPath: string, freePath: string): Record<'a'
     keep(best.b, cpuNsPerOp(() => flock(busyFd, LOCK_EX | LOCK_NB), 30_000, 2), c('busy', holderPath, 30_000));
     keep(best.cFree, cpuNsPerOp(probe(freePath), 5_000, 2), c('probe', freePath, 5_000));
     keep(best.cHeld, cpuNsPerOp(probe(holderPath), 5_000, 2), c('probe', holderPath, 5_000));
+    keep(best.gFree, cpuNsPerOp(() => publicProbe.probe(publicProbe.freeDomain), 5_000, 2), c('shprobe', publicProbe.freePath, 5_000));
+    keep(best.gHeld, cpuNsPerOp(() => publicProbe.probe(publicProbe.heldDomain), 5_000, 2), c('shprobe', publicProbe.heldPath, 5_000));
   }
   closeSync(fd);
   closeSync(busyFd);
@@ -412,8 +445,21 @@ export default async function lockBench(): Promise<boolean> {
   writeFileSync(freePath, '');
   const { fsExt, note } = loadFsExt();
 
+  // (g) goes through the public API: the lock dir from CCCI_APP_LOCK_DIR, the domain validated.
+  process.env.CCCI_APP_LOCK_DIR = dir;
+  const publicProbe: PublicProbe = {
+    probe: probeLock,
+    freeDomain: 'bfre-000001.bench.test',
+    heldDomain: 'bhel-000002.bench.test',
+    freePath: join(dir, 'cc-ci-app-bfre-000001.bench.test.lock'),
+    heldPath: join(dir, 'cc-ci-app-bhel-000002.bench.test.lock'),
+  };
+  writeFileSync(publicProbe.freePath, '');
   const holder = await startHolder(bin, heldPath);
-  const hot = hotPaths(bin, heldPath, freePath);
+  const publicHolder = await startHolder(bin, publicProbe.heldPath);
+  if (probeLock(publicProbe.freeDomain) !== 'free' || probeLock(publicProbe.heldDomain) !== 'held') throw new Error('(g): probeLock does not see the bench locks');
+  const hot = hotPaths(bin, heldPath, freePath, publicProbe);
+  await stopHolder(publicHolder);
   const fsExtHot = fsExt ? fsExtHotPaths(fsExt, heldPath, freePath) : null;
   await stopHolder(holder);
 
@@ -429,6 +475,8 @@ export default async function lockBench(): Promise<boolean> {
     { case: '(b) try-lock, busy (held by another process)', ours: hot.b[0]!, baseline: hot.b[1]!, unit: 'ns', baselineName: 'C', target: 2 },
     { case: '(c) probe cycle, free', ours: hot.cFree[0]!, baseline: hot.cFree[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
     { case: '(c) probe cycle, held', ours: hot.cHeld[0]!, baseline: hot.cHeld[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
+    { case: '(g) public probeLock(domain), free', ours: hot.gFree[0]!, baseline: hot.gFree[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
+    { case: '(g) public probeLock(domain), held', ours: hot.gHeld[0]!, baseline: hot.gHeld[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
     { case: `(d) wake latency, median of ${WAKE_ROUNDS}`, ours: wake['cc-ci']!, baseline: wake.C!, unit: 'µs', baselineName: 'C waiter', target: 1.5 },
     { case: '(e) fs.stat latency, 64 waits pending', ours: stat.pending, baseline: stat.none, unit: 'µs', baselineName: 'none pending', target: 2 },
     { case: `(f) process.exit(), 1 wait pending, median of ${EXIT_ROUNDS}`, ours: exit.one!, baseline: exit.none!, unit: 'µs', baselineName: 'none pending', target: 1.5 },

@@ -25,7 +25,7 @@ function sources(...dirs: string[]): { file: string; text: string }[] {
   );
 }
 
-const CODE = sources('lib', 'runner', 'runner/commands');
+const CODE = sources('lib', 'runner', 'runner/commands', 'runner/host', 'runner/run');
 
 describe('tests the docs cite', () => {
   const citations: { doc: string; file: string; name: string }[] = [];
@@ -146,7 +146,7 @@ describe('log lines', () => {
 // ---------------------------------------------------------------------------------------------
 
 const API = 'docs/api.md';
-const MODULES = ['lock', 'janitor', 'lifetime', 'abra-dir', 'run-state', 'naming', 'native'];
+const MODULES = ['errors', 'lock', 'lockfiles', 'janitor', 'lifetime', 'abra-dir', 'run-state', 'naming', 'native'];
 
 function declarations(module: string): string {
   return readFileSync(join(ROOT, 'dist', 'lib', `${module}.d.ts`), 'utf8');
