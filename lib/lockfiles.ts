@@ -1,12 +1,12 @@
 // App lockfiles as files: where they live, what they are named, the one shared-lock probe that says
 // whether a run holds one, and who that run is (/proc/locks). lock.ts takes and keeps the lock;
 // janitor.ts reaps behind it; `cc-ci locks` lists them. docs/concurrency.md#2-the-app-domain-lock
-import { chmodSync, closeSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { InputError } from './errors.js';
 import { absoluteDir, assertDomain } from './naming.js';
-import { LOCK_NB, LOCK_SH, PROBE_BUSY, PROBE_REPLACED, openLockFile, pathIdentity, probeLockFile, readdirMatching } from './native.js';
+import { PROBE_BUSY, PROBE_FREE, openLockFile, pathIdentity, probeLockState, readdirMatching } from './native.js';
 
 export const DEFAULT_LOCK_DIR = '/run/lock';
 /** Lockfiles are `<dir>/<LOCKFILE_PREFIX><domain><LOCKFILE_SUFFIX>`. */
@@ -38,9 +38,19 @@ export function lockfileName(domain: string): string {
   return `${LOCKFILE_PREFIX}${domain}${LOCKFILE_SUFFIX}`;
 }
 
+// The domains lockPath() validated last: a probe loop asks for the same few again and again.
+const validated = new Set<string>();
+
 /** `<lockDir()>/cc-ci-app-<domain>.lock`, after validating the domain. */
 export function lockPath(domain: string): string {
-  return join(lockDir(), lockfileName(domain));
+  if (!validated.has(domain)) {
+    assertDomain(domain);
+    if (validated.size >= 1024) validated.clear();
+    validated.add(domain);
+  }
+  const dir = lockDir();
+  // Plain concatenation: lockDir() is absolute, and join()'s normalising is a third of a probe's JS cost.
+  return `${dir}${dir.endsWith('/') ? '' : '/'}${LOCKFILE_PREFIX}${domain}${LOCKFILE_SUFFIX}`;
 }
 
 /** The domain a lockfile name stands for, or null for any other file. */
@@ -116,23 +126,21 @@ export type LockState = 'held' | 'free' | 'absent';
 
 /**
  * The shared-lock probe: is the lockfile at `path` held by a run right now? One addon call (open,
- * flock(LOCK_SH|LOCK_NB), fstat), then a close when the lock was granted. A shared probe never
+ * flock(LOCK_SH|LOCK_NB), fstat, close). A shared probe never
  * conflicts with another prober, only with a run's exclusive lock. Never creates the file. With
  * `mtimeOut`, `mtimeOut[0]` receives the lockfile's mtime. A lockfile that is not a regular file we
  * own throws (see {@link lockfileError}).
  */
 export function probeLockfile(path: string, mtimeOut?: Float64Array): LockState {
-  let fd: number;
+  let state: number;
   try {
-    fd = probeLockFile(path, LOCK_SH | LOCK_NB, false, mtimeOut);
+    state = probeLockState(path, mtimeOut);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
     throw lockfileError(error, path);
   }
-  if (fd === PROBE_BUSY) return 'held';
-  if (fd === PROBE_REPLACED) return 'absent'; // unlinked as we looked: nobody can hold that path now
-  closeSync(fd);
-  return 'free';
+  if (state === PROBE_BUSY) return 'held';
+  if (state === PROBE_FREE) return 'free';
+  return 'absent'; // no file, or unlinked as we looked: nobody can hold that path now
 }
 
 /** Names of the `cc-ci-app-*.lock` files in the lock dir, sorted; none when the dir is missing. */

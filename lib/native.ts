@@ -57,6 +57,13 @@ interface Binding {
    */
   dropLockFile(fd: number, path: string): void;
   /**
+   * The shared-lock probe whole, for "does a run hold this lockfile?": the probe of
+   * {@link probeLockFile} with LOCK_SH|LOCK_NB on an existing file, closed before returning.
+   * {@link PROBE_FREE}, {@link PROBE_BUSY}, {@link PROBE_REPLACED} or {@link PROBE_ABSENT}; throws
+   * what openLockFile throws for any other refusal. `mtimeOut` as for probeLockFile.
+   */
+  probeLockState(path: string, mtimeOut?: Float64Array): number;
+  /**
    * The `X` of every entry of `dir` named `prefix + X + suffix` (`X` not empty), in directory order:
    * one pass of getdents(2), with neither the sorting nor the entries `fs.readdirSync` builds. Throws
    * the kernel's error (ENOENT, ENOTDIR, EACCES, ...) as opendir/readdir.
@@ -98,6 +105,10 @@ interface Binding {
   PROBE_BUSY: number;
   /** {@link probeLockFile}: the lock was granted, but the path no longer names the locked inode. */
   PROBE_REPLACED: number;
+  /** {@link probeLockState}: nobody holds a conflicting lock. */
+  PROBE_FREE: number;
+  /** {@link probeLockState}: there is no file at the path. */
+  PROBE_ABSENT: number;
   /**
    * The real-time signal the addon sends to a waiting thread to cancel it. A JS listener for it
    * would replace the native handler and make cancellation hang: do not listen for it.
@@ -129,7 +140,10 @@ export const {
   openLockFile,
   PROBE_BUSY,
   PROBE_REPLACED,
+  PROBE_FREE,
+  PROBE_ABSENT,
   probeLockFile,
+  probeLockState,
   dropLockFile,
   readdirMatching,
   identity,

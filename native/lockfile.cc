@@ -80,7 +80,7 @@ bool RefuseLockFile(napi_env env, const struct stat& st, const char* p) {
 // Opens a lockfile without following a symlink or blocking on a FIFO, close-on-exec; creates it
 // 0644 whatever the umask when `create`. Throws and returns -1 on failure. The file is not
 // checked yet: see RefuseLockFile.
-int OpenUnchecked(napi_env env, const char* p, bool create) {
+int OpenUnchecked(napi_env env, const char* p, bool create, bool* absent = nullptr) {
   const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
   int fd = -1;
   bool created = false;
@@ -98,6 +98,10 @@ int OpenUnchecked(napi_env env, const char* p, bool create) {
   }
   if (fd < 0) {
     int err = errno;
+    if (err == ENOENT && absent != nullptr) {
+      *absent = true;
+      return -1;
+    }
     ThrowErrno(env, err, "open", p, err == ELOOP ? "lockfile is a symbolic link (refusing to follow it)" : nullptr);
     return -1;
   }
@@ -140,6 +144,8 @@ napi_value OpenLockFile(napi_env env, napi_callback_info info) {
 // What probeLockFile() returns when it does not hand back a locked fd.
 constexpr int kProbeBusy = -1;
 constexpr int kProbeReplaced = -2;
+constexpr int kProbeFree = -3;
+constexpr int kProbeAbsent = -4;
 
 // probeLockFile(path, op, create, mtimeOut?) -> fd | PROBE_BUSY | PROBE_REPLACED. The janitor's
 // whole probe of one candidate in one call, in fewer system calls than the obvious loop: open,
@@ -149,6 +155,43 @@ constexpr int kProbeReplaced = -2;
 // one the path names, and with none it was unlinked; only an inode with several links (someone
 // ln'ed it) costs the lstat that compares it with the path. Whatever is not handed back is closed.
 // See docs/native.md#lockfile-rules.
+// The probe itself, shared by probeLockFile and probeLockState: open (a refused file throws), flock
+// with `op`, one fstat that checks the file, reads its mtime and proves its identity. Returns the
+// fd holding the lock, kProbeBusy or kProbeReplaced (the fd closed), kProbeAbsent for a missing file
+// when `absent` is given, or kProbeThrew with a JS exception pending.
+constexpr int kProbeThrew = -100;
+
+int Probe(napi_env env, const char* path, int op, bool create, double* mtimeOut, bool* absent = nullptr) {
+  int fd = OpenUnchecked(env, path, create, absent);
+  if (fd < 0) return absent != nullptr && *absent ? kProbeAbsent : kProbeThrew;
+  // A lock taken here on a file that is then refused is released by the close that refuses it.
+  bool granted = ::flock(fd, op) == 0;
+  int flockErr = granted ? 0 : errno;
+  struct stat held;
+  if (!StatLockFile(env, fd, path, &held)) return kProbeThrew;
+  if (mtimeOut != nullptr) *mtimeOut = held.st_mtim.tv_sec * 1e3 + held.st_mtim.tv_nsec / 1e6;
+  if (!granted) {
+    ::close(fd);
+    if (flockErr == EWOULDBLOCK) return kProbeBusy;
+    ThrowErrno(env, flockErr, "flock", path);
+    return kProbeThrew;
+  }
+  if (held.st_nlink == 1) return fd;
+  if (held.st_nlink > 1) {
+    bool same;
+    int err = PathNames(path, held, &same);
+    if (err != 0) {
+      ::close(fd);
+      ThrowErrno(env, err, "lstat", path);
+      return kProbeThrew;
+    }
+    if (same) return fd;
+  }
+  ::close(fd);
+  return kProbeReplaced;
+}
+
+// probeLockFile(path, op, create, mtimeOut?): the janitor's probe; the fd is the caller's to close.
 napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
   Args<4> args(env, info);
   PathArg path;
@@ -162,31 +205,28 @@ napi_value ProbeLockFile(napi_env env, napi_callback_info info) {
   if ((op & LOCK_UN) != 0 || (op & LOCK_NB) == 0) {
     return ThrowInvalidValue(env, "operation", args[1], "must be LOCK_SH or LOCK_EX with LOCK_NB: a probe never waits");
   }
-  int fd = OpenUnchecked(env, path.value, create);
-  if (fd < 0) return nullptr;
-  // A lock taken here on a file that is then refused is released by the close that refuses it.
-  bool granted = ::flock(fd, op) == 0;
-  int flockErr = granted ? 0 : errno;
-  struct stat held;
-  if (!StatLockFile(env, fd, path.value, &held)) return nullptr;
-  if (mtimeOut != nullptr) *mtimeOut = held.st_mtim.tv_sec * 1e3 + held.st_mtim.tv_nsec / 1e6;
-  if (!granted) {
-    ::close(fd);
-    if (flockErr == EWOULDBLOCK) return Int32(env, kProbeBusy);
-    return ThrowErrno(env, flockErr, "flock", path.value);
+  int result = Probe(env, path.value, op, create, mtimeOut);
+  return result == kProbeThrew ? nullptr : Int32(env, result);
+}
+
+// probeLockState(path, mtimeOut?): the shared-lock probe whole, for "is a run holding it?" — the
+// probe with LOCK_SH|LOCK_NB on an existing file, closed at once. PROBE_FREE, PROBE_BUSY,
+// PROBE_REPLACED, or PROBE_ABSENT for a missing file (not an exception: absence is an answer).
+napi_value ProbeLockState(napi_env env, napi_callback_info info) {
+  Args<2> args(env, info);
+  PathArg path;
+  double* mtimeOut;
+  if (!path.Read(env, args[0], "path", "open") || !OptionalFloat64Out(env, args[1], "mtimeOut", &mtimeOut)) {
+    return nullptr;
   }
-  if (held.st_nlink == 1) return Int32(env, fd);
-  if (held.st_nlink > 1) {
-    bool same;
-    int err = PathNames(path.value, held, &same);
-    if (err != 0) {
-      ::close(fd);
-      return ThrowErrno(env, err, "lstat", path.value);
-    }
-    if (same) return Int32(env, fd);
+  bool absent = false;
+  int result = Probe(env, path.value, LOCK_SH | LOCK_NB, false, mtimeOut, &absent);
+  if (result == kProbeThrew) return nullptr;
+  if (result >= 0) {
+    ::close(result);
+    return Int32(env, kProbeFree);
   }
-  ::close(fd);
-  return Int32(env, kProbeReplaced);
+  return Int32(env, result);
 }
 
 // dropLockFile(fd, path): unlinks the lockfile, then closes the fd that holds its lock — the
@@ -215,6 +255,7 @@ void InitLockfile(Napi::Env env, Napi::Object exports) {
   ExportFunction(env, exports, "flock", Flock);
   ExportFunction(env, exports, "openLockFile", OpenLockFile);
   ExportFunction(env, exports, "probeLockFile", ProbeLockFile);
+  ExportFunction(env, exports, "probeLockState", ProbeLockState);
   ExportFunction(env, exports, "dropLockFile", DropLockFile);
   exports.Set("LOCK_SH", Napi::Number::New(env, LOCK_SH));
   exports.Set("LOCK_EX", Napi::Number::New(env, LOCK_EX));
@@ -222,6 +263,8 @@ void InitLockfile(Napi::Env env, Napi::Object exports) {
   exports.Set("LOCK_UN", Napi::Number::New(env, LOCK_UN));
   exports.Set("PROBE_BUSY", Napi::Number::New(env, kProbeBusy));
   exports.Set("PROBE_REPLACED", Napi::Number::New(env, kProbeReplaced));
+  exports.Set("PROBE_FREE", Napi::Number::New(env, kProbeFree));
+  exports.Set("PROBE_ABSENT", Napi::Number::New(env, kProbeAbsent));
 }
 
 }  // namespace ccci

@@ -7,7 +7,21 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, PROBE_BUSY, PROBE_REPLACED, dropLockFile, openLockFile, probeLockFile, readdirMatching } from '../../lib/native.js';
+import {
+  LOCK_EX,
+  LOCK_NB,
+  LOCK_SH,
+  LOCK_UN,
+  PROBE_ABSENT,
+  PROBE_BUSY,
+  PROBE_FREE,
+  PROBE_REPLACED,
+  dropLockFile,
+  openLockFile,
+  probeLockFile,
+  probeLockState,
+  readdirMatching,
+} from '../../lib/native.js';
 import { fdLock, flockCanTake, heldElsewhere } from '../helpers/kernel-locks.js';
 import { thrown } from '../support/errors.js';
 import { startHelper, startProcess, tempDir, useHelpers } from '../support/processes.js';
@@ -20,6 +34,35 @@ const SH = LOCK_SH | LOCK_NB;
 function openFds(): string[] {
   return readdirSync('/proc/self/fd');
 }
+
+describe('probeLockState', () => {
+  it('says free, busy or absent, keeps no fd, and never blocks a shared holder', async () => {
+    const path = join(tempDir(), 'state.lock');
+    const { path: held } = await heldElsewhere();
+    const before = openFds();
+    expect(probeLockState(path)).toBe(PROBE_ABSENT);
+    expect(existsSync(path)).toBe(false);
+    writeFileSync(path, '');
+    utimesSync(path, 1_700_000_000, 1_700_000_000.5);
+    const mtime = new Float64Array(1);
+    expect(probeLockState(path, mtime)).toBe(PROBE_FREE);
+    expect(mtime[0]).toBe(1_700_000_000_500);
+    expect(flockCanTake(path)).toBe(true);
+    expect(probeLockState(held)).toBe(PROBE_BUSY);
+    expect(openFds()).toEqual(before);
+    const reader = startProcess('flock', ['-s', '-o', path, 'sh', '-c', 'echo HELD; exec sleep 300']);
+    await reader.waitFor('HELD');
+    expect(probeLockState(path)).toBe(PROBE_FREE); // a shared holder is not a run
+  });
+
+  it('refuses what openLockFile refuses: a directory, a symlink', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'dir.lock'));
+    expect(thrown(() => probeLockState(join(dir, 'dir.lock')))).toMatchObject({ code: 'EISDIR' });
+    symlinkSync(join(dir, 'dir.lock'), join(dir, 'link.lock'));
+    expect(thrown(() => probeLockState(join(dir, 'link.lock')))).toMatchObject({ code: 'ELOOP' });
+  });
+});
 
 describe('probeLockFile', () => {
   it('hands back an fd holding the lock on a free lockfile, with its mtime', () => {
