@@ -422,7 +422,6 @@ describe('links and paths in the docs', () => {
       const path = match[1]!.replace(/[.,:;)]+$/, '');
       if (/[<>*$…{}]/.test(path)) continue; // a pattern, not a path
       if (!top.some((prefix) => path.startsWith(prefix)) && !single.includes(path)) continue;
-      if (/\/\d+-\d+$/.test(path)) continue; // a range of test files, such as tests/concurrency/30-32
       // A source module may be named by its compiled name (lib/lifetime.js for lib/lifetime.ts).
       const source = /^(lib|runner)\/.*\.js$/.test(path) ? path.replace(/\.js$/, '.ts') : path;
       if (!existsSync(join(ROOT, source))) missing.push(path);
