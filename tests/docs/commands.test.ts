@@ -22,10 +22,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import type { AppLockInfo, JanitorReport } from '../../lib/janitor.js';
 import { formatLocks } from '../../runner/commands/locks.js';
-import { liveRun } from '../helpers/janitor-fixtures.js';
+import { fakeHost, type FakeHost } from '../support/fake-host.js';
+import { liveRun } from '../support/janitor-fixtures.js';
+import { blocks, consoleCommands, docFiles, headings, links, prose, readDoc, shellLines, simpleCommands, type Block, type SimpleCommand } from '../support/markdown.js';
 import { CLI, ROOT, cleanup, type Helper } from '../support/processes.js';
-import { fakeHost, type FakeHost } from './fake-host.js';
-import { blocks, consoleCommands, docFiles, headings, links, prose, readDoc, shellLines, simpleCommands, type Block, type SimpleCommand } from './markdown.js';
 
 const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 const SHELL_LANGS = new Set(['sh', 'bash', 'shell']);

@@ -9,7 +9,7 @@ import type { AppLockInfo, JanitorReport } from '../../lib/janitor.js';
 import { lockPath, probeLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
 import { domainsOfServices, parseAbraAppLs } from '../../runner/discovery.js';
-import { liveRun, orphan, runApp } from '../helpers/janitor-fixtures.js';
+import { liveRun, orphan, runApp } from '../support/janitor-fixtures.js';
 import { startCli, tempDir, useHelpers, type Exit, type Helper } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

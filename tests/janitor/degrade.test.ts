@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { lockPath, probeLock } from '../../lib/lock.js';
-import { liveRun, lockDirEntries, orphan, runApp, sweep } from '../helpers/janitor-fixtures.js';
+import { liveRun, lockDirEntries, orphan, runApp, sweep } from '../support/janitor-fixtures.js';
 import { useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -5,7 +5,7 @@ import { existsSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { lockPath, probeLock } from '../../lib/lock.js';
-import { liveRun, orphan, runApp, sweep } from '../helpers/janitor-fixtures.js';
+import { liveRun, orphan, runApp, sweep } from '../support/janitor-fixtures.js';
 import { eventually, startHelper, startProcess, useHelpers, type Helper } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

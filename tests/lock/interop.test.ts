@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { acquireAppLock, lockHolders, lockPath, probeLock } from '../../lib/lock.js';
-import { flockCanTake, waitersOf } from '../helpers/kernel-locks.js';
+import { flockCanTake, waitersOf } from '../support/kernel-locks.js';
 import { eventually, startHelper, startProcess, useHelpers, type Helper } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

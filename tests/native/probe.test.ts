@@ -19,8 +19,8 @@ import {
   probeLockFile,
   readdirMatching,
 } from '../../lib/native.js';
-import { fdLock, flockCanTake, heldElsewhere } from '../helpers/kernel-locks.js';
 import { thrown } from '../support/errors.js';
+import { fdLock, flockCanTake, heldElsewhere } from '../support/kernel-locks.js';
 import { startHelper, startProcess, tempDir, useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();
