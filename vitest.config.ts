@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
+    // Compiles dist/ and rebuilds the addon from the current sources before any test file runs:
+    // the helpers and the CLI that tests spawn run what the tests import.
+    globalSetup: ['tests/support/global-setup.ts'],
     // Real processes, real locks, a real swarm: give slow machines room, never retry a flake away.
     testTimeout: 60_000,
     hookTimeout: 60_000,

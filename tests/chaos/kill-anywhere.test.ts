@@ -31,7 +31,7 @@ import { describe, expect, it } from 'vitest';
 
 import { CLI as BUILT_CLI, isGone, startProcess, type Helper, type StartOptions } from '../support/processes.js';
 import { Random, seedFrom } from '../support/random.js';
-import { domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../e2e/swarm.js';
+import { domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const SEED = seedFrom('CCCI_CHAOS_SEED', 20_261_126);
 const ITERATIONS = Number(process.env.CCCI_CHAOS_ITERATIONS || 30);

@@ -23,10 +23,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { AppLockInfo } from '../../lib/lockfiles.js';
 import type { JanitorReport } from '../../lib/janitor.js';
 import { formatLocks } from '../../runner/commands/locks.js';
-import { liveRun } from '../helpers/janitor-fixtures.js';
+import { fakeHost, type FakeHost } from '../support/fake-host.js';
+import { liveRun } from '../support/janitor-fixtures.js';
+import { blocks, consoleCommands, docFiles, headings, links, prose, readDoc, shellLines, simpleCommands, type Block, type SimpleCommand } from '../support/markdown.js';
 import { CLI, ROOT, cleanup, type Helper } from '../support/processes.js';
-import { fakeHost, type FakeHost } from './fake-host.js';
-import { blocks, consoleCommands, docFiles, headings, links, prose, readDoc, shellLines, simpleCommands, type Block, type SimpleCommand } from './markdown.js';
 
 const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 const SHELL_LANGS = new Set(['sh', 'bash', 'shell']);
@@ -423,7 +423,6 @@ describe('links and paths in the docs', () => {
       const path = match[1]!.replace(/[.,:;)]+$/, '');
       if (/[<>*$…{}]/.test(path)) continue; // a pattern, not a path
       if (!top.some((prefix) => path.startsWith(prefix)) && !single.includes(path)) continue;
-      if (/\/\d+-\d+$/.test(path)) continue; // a range of test files, such as tests/concurrency/30-32
       // A source module may be named by its compiled name (lib/lifetime.js for lib/lifetime.ts).
       const source = /^(lib|runner)\/.*\.js$/.test(path) ? path.replace(/\.js$/, '.ts') : path;
       if (!existsSync(join(ROOT, source))) missing.push(path);

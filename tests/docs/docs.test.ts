@@ -12,8 +12,8 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { blocks, docFiles, prose, readDoc } from '../support/markdown.js';
 import { ROOT, tempDir, useHelpers } from '../support/processes.js';
-import { blocks, docFiles, prose, readDoc } from './markdown.js';
 
 useHelpers();
 

@@ -1,5 +1,5 @@
 // docs/inputs.md is true: every row of its table is reproduced here, against the built CLI on a
-// fake host (tests/docs/fake-host.ts) or against the library, and the message and exit code the
+// fake host (tests/support/fake-host.ts) or against the library, and the message and exit code the
 // code gives must be the ones the row shows. A row without a case, or a case without a row, fails.
 //
 // Paths in the output are mapped back to the production defaults the doc shows (the fake host's
@@ -21,8 +21,8 @@ import { LOCK_EX, flock, flockWait, openLockFile } from '../../lib/native.js';
 import { runStatePath } from '../../lib/run-state.js';
 import { parseRunConfig } from '../../runner/run/config.js';
 import { domainsOfServices, parseAbraAppLs } from '../../runner/host/discovery.js';
+import { fakeHost, type FakeHost } from '../support/fake-host.js';
 import { CLI, ROOT, tempDir, useHelpers } from '../support/processes.js';
-import { fakeHost, type FakeHost } from './fake-host.js';
 
 useHelpers();
 

@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { CLI, ROOT, startCli, type Helper } from '../support/processes.js';
-import { appContainer, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from './swarm.js';
+import { appContainer, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const ready = requireSwarm();
 const newWorld = useSwarmWorld(['ccci-demo', 'ccci-other']);

@@ -1,4 +1,4 @@
-// Helper process for the lock-protocol property test (tests/concurrency/50): one "actor" driven
+// Helper process for the lock-protocol property test (tests/lock/property.test.ts): one "actor" driven
 // over stdin/stdout, one JSON object per line. Requests carry an `id` and get exactly one reply
 // with that id; things that finish later (a lock granted, a sweep done) are reported as events.
 //

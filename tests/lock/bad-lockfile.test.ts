@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { acquireAppLock, probeLock } from '../../lib/lock.js';
 import { lockPath } from '../../lib/lockfiles.js';
 import { openLockFile } from '../../lib/native.js';
-import { timed } from '../helpers/kernel-locks.js';
+import { timed } from '../support/kernel-locks.js';
 import { useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import type { JanitorReport } from '../../lib/janitor.js';
 import { lockPath } from '../../lib/lockfiles.js';
-import { lockDirEntries, orphan, runApp, sweep } from '../helpers/janitor-fixtures.js';
+import { lockDirEntries, orphan, runApp, sweep } from '../support/janitor-fixtures.js';
 import { startHelper, useHelpers, type Helper } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { acquireAppLock, probeLock } from '../../lib/lock.js';
 import { lockHolders, lockPath } from '../../lib/lockfiles.js';
 import { LOCK_EX, LOCK_NB, flock, openLockFile } from '../../lib/native.js';
-import { flockCanTake, waitersOf } from '../helpers/kernel-locks.js';
+import { flockCanTake, waitersOf } from '../support/kernel-locks.js';
 import { eventually, isGone, startHelper, useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -1,11 +1,11 @@
-// What the kernel says about flock locks, for the lock suites (10-19): /proc/locks (who holds,
+// What the kernel says about flock locks, for the lock and native suites: /proc/locks (who holds,
 // who waits) and /proc/self/fdinfo (what one open file holds). Tests assert on these rather than
 // on what our own code believes.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { startProcess, tempDir } from '../support/processes.js';
+import { startProcess, tempDir } from './processes.js';
 
 export interface KernelLock {
   pid: number;

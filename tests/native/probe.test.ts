@@ -22,8 +22,8 @@ import {
   probeLockState,
   readdirMatching,
 } from '../../lib/native.js';
-import { fdLock, flockCanTake, heldElsewhere } from '../helpers/kernel-locks.js';
 import { thrown } from '../support/errors.js';
+import { fdLock, flockCanTake, heldElsewhere } from '../support/kernel-locks.js';
 import { startHelper, startProcess, tempDir, useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, flock, flockWait, openLockFile } from '../../lib/native.js';
-import { fdLock, flockCanTake, heldElsewhere, timed, waitersOf } from '../helpers/kernel-locks.js';
+import { fdLock, flockCanTake, heldElsewhere, timed, waitersOf } from '../support/kernel-locks.js';
 import { eventually, tempDir, useHelpers } from '../support/processes.js';
 
 useHelpers();

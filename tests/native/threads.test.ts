@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 
 import { LOCK_EX, LOCK_SH, flockWait, openLockFile } from '../../lib/native.js';
-import { fdLock, flockCanTake, heldElsewhere, waitersOf } from '../helpers/kernel-locks.js';
+import { fdLock, flockCanTake, heldElsewhere, waitersOf } from '../support/kernel-locks.js';
 import { eventually, startHelper, useHelpers } from '../support/processes.js';
 
 useHelpers();

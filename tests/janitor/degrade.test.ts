@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { lockPath } from '../../lib/lockfiles.js';
 import { probeLock } from '../../lib/lock.js';
-import { liveRun, lockDirEntries, orphan, runApp, sweep } from '../helpers/janitor-fixtures.js';
+import { liveRun, lockDirEntries, orphan, runApp, sweep } from '../support/janitor-fixtures.js';
 import { useHelpers } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

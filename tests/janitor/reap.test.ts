@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { lockPath } from '../../lib/lockfiles.js';
 import { probeLock } from '../../lib/lock.js';
-import { liveRun, orphan, runApp, sweep } from '../helpers/janitor-fixtures.js';
+import { liveRun, orphan, runApp, sweep } from '../support/janitor-fixtures.js';
 import { eventually, startHelper, startProcess, useHelpers, type Helper } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { acquireAppLock, probeLock } from '../../lib/lock.js';
 import { lockHolders, lockPath } from '../../lib/lockfiles.js';
-import { flockCanTake, waitersOf } from '../helpers/kernel-locks.js';
+import { flockCanTake, waitersOf } from '../support/kernel-locks.js';
 import { eventually, startHelper, startProcess, useHelpers, type Helper } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

@@ -29,7 +29,7 @@ import { createInterface } from 'node:readline';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { inodeKey, kernelFlocks } from '../helpers/kernel-locks.js';
+import { inodeKey, kernelFlocks } from '../support/kernel-locks.js';
 import { HELPERS, isGone, tempDir, cleanup } from '../support/processes.js';
 import { Random, seedFrom } from '../support/random.js';
 

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { tempDir } from '../support/processes.js';
+import { tempDir } from './processes.js';
 
 // abra: `app ls` prints apps.json; everything else succeeds and does nothing.
 const FAKE_ABRA = `#!/bin/sh

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, it } from 'vitest';
 
-import { ROOT, cleanup, tempDir } from '../support/processes.js';
+import { ROOT, cleanup, tempDir } from './processes.js';
 
 const FIXTURES = join(ROOT, 'tests', 'fixtures');
 export const IMAGE = 'ccci/busybox:latest';

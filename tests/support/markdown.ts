@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ROOT } from '../support/processes.js';
+import { ROOT } from './processes.js';
 
 /** The docs the checkers cover, relative to the repository root. */
 export function docFiles(): string[] {

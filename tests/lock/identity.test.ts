@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { acquireAppLock, probeLock } from '../../lib/lock.js';
 import { lockPath } from '../../lib/lockfiles.js';
 import { LOCK_EX, LOCK_NB, flock, identity, openLockFile, pathIdentity } from '../../lib/native.js';
+import { waitersOf } from '../support/kernel-locks.js';
 import { eventually, startHelper, useHelpers } from '../support/processes.js';
-import { waitersOf } from '../helpers/kernel-locks.js';
 
 const { lockDir } = useHelpers();
 const DOMAIN = 'inode-a1b2c3.ci.example';

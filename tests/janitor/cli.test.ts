@@ -11,7 +11,7 @@ import { lockPath } from '../../lib/lockfiles.js';
 import { probeLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
 import { domainsOfServices, parseAbraAppLs } from '../../runner/host/discovery.js';
-import { liveRun, orphan, runApp } from '../helpers/janitor-fixtures.js';
+import { liveRun, orphan, runApp } from '../support/janitor-fixtures.js';
 import { startCli, tempDir, useHelpers, type Exit, type Helper } from '../support/processes.js';
 
 const { lockDir } = useHelpers();

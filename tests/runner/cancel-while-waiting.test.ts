@@ -1,6 +1,6 @@
 // A `cc-ci run` cancelled while it waits for its app lock must leave the holder's app alone: it
 // tears down only an app whose lock it holds (runner/run.ts), and its wait leaves nothing behind.
-// The built CLI on a fake host (tests/docs/fake-host.ts), a real lock held by a real process.
+// The built CLI on a fake host (tests/support/fake-host.ts), a real lock held by a real process.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -8,9 +8,9 @@ import { describe, expect, it } from 'vitest';
 
 import { probeLock } from '../../lib/lock.js';
 import { appDomain, stackName } from '../../lib/naming.js';
-import { fakeHost } from '../docs/fake-host.js';
-import { liveRun } from '../helpers/janitor-fixtures.js';
-import { waitersOf } from '../helpers/kernel-locks.js';
+import { fakeHost } from '../support/fake-host.js';
+import { liveRun } from '../support/janitor-fixtures.js';
+import { waitersOf } from '../support/kernel-locks.js';
 import { startCli, useHelpers } from '../support/processes.js';
 
 useHelpers();

@@ -1,10 +1,11 @@
-// Fixtures for the janitor suites (20-29): run-app domains, orphans made the way real ones are
-// (a run that held its lock and was SIGKILLed), and a sweep whose teardown and log are recorded.
+// Fixtures for the janitor suites (tests/janitor/, and any test that needs a live run): run-app
+// domains, orphans made the way real ones are (a run that held its lock and was SIGKILLed), and a
+// sweep whose teardown and log are recorded.
 import { existsSync, readdirSync } from 'node:fs';
 
 import { janitor, type JanitorOptions, type JanitorReport } from '../../lib/janitor.js';
 import { lockPath } from '../../lib/lockfiles.js';
-import { startHelper, type Helper } from '../support/processes.js';
+import { startHelper, type Helper } from './processes.js';
 
 /** A run-app domain under the default base: `ab12-<hex6>.ci.commoninternet.net`. */
 export function runApp(hex6: string, prefix = 'ab12'): string {
