@@ -43,12 +43,12 @@ const validated = new Set<string>();
 
 /** `<lockDir()>/cc-ci-app-<domain>.lock`, after validating the domain. */
 export function lockPath(domain: string): string {
+  const dir = lockDir();
   if (!validated.has(domain)) {
     assertDomain(domain);
     if (validated.size >= 1024) validated.clear();
     validated.add(domain);
   }
-  const dir = lockDir();
   // Plain concatenation: lockDir() is absolute, and join()'s normalising is a third of a probe's JS cost.
   return `${dir}${dir.endsWith('/') ? '' : '/'}${LOCKFILE_PREFIX}${domain}${LOCKFILE_SUFFIX}`;
 }

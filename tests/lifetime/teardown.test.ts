@@ -158,6 +158,6 @@ describe('teardown funnel', () => {
       'ERROR InputError ERR_CCCI_INPUT CCCI_DEADLINE_SECONDS must be a whole number of seconds from 1 to 604800, got "1h"',
     );
     expect(await twice.exited).toEqual({ code: 2, signal: null });
-    expect(twice.lines[0]).toMatch(/^ERROR Error ERR_CCCI_LIFETIME_INSTALLED .*already installed/);
+    expect(twice.lines[0]).toMatch(/^ERROR CcciError ERR_CCCI_LIFETIME_INSTALLED .*already installed/);
   });
 });
