@@ -14,6 +14,7 @@
 // The decision table, the report and the CLI output are documented in docs/janitor.md.
 import { closeSync } from 'node:fs';
 
+import { CcciError } from './errors.js';
 import { resolveDeadlineSeconds } from './lifetime.js';
 import {
   LOCKFILE_PREFIX,
@@ -280,7 +281,7 @@ class Sweep {
     try {
       pending = teardown(domain);
     } catch (error) {
-      this.reaped(domain, path, fd, started, error ?? new Error('teardown failed'));
+      this.reaped(domain, path, fd, started, error ?? new CcciError('ERR_CCCI_TEARDOWN', 'teardown failed'));
       return;
     }
     if (pending === null || typeof (pending as PromiseLike<unknown> | undefined)?.then !== 'function') {
@@ -290,7 +291,7 @@ class Sweep {
     reapingHere.add(path); // another call in this process can only run while we wait here
     return Promise.resolve(pending).then(
       () => this.reaped(domain, path, fd, started, undefined),
-      (error: unknown) => this.reaped(domain, path, fd, started, error ?? new Error('teardown failed')),
+      (error: unknown) => this.reaped(domain, path, fd, started, error ?? new CcciError('ERR_CCCI_TEARDOWN', 'teardown failed')),
     );
   }
 

@@ -208,8 +208,7 @@ export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}
     timeoutMs === undefined
       ? undefined
       : setTimeout(() => {
-          const error = new Error(`ETIMEDOUT: lock wait timed out after ${timeoutMs} ms, flock`);
-          stop(Object.assign(error, { code: 'ETIMEDOUT', syscall: 'flock' }));
+          stop(Object.assign(new Error(`ETIMEDOUT: lock wait timed out after ${timeoutMs} ms, flock`), { code: 'ETIMEDOUT', syscall: 'flock' }));
         }, timeoutMs);
   const cleanup = (): void => {
     signal?.removeEventListener('abort', onAbort);
