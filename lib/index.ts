@@ -60,6 +60,7 @@ export {
 } from './naming.js';
 export {
   createRunState,
+  deployCount,
   readOpState,
   recordDeploy,
   removeRunState,

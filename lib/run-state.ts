@@ -73,9 +73,14 @@ function replaceFile(path: string, text: string): void {
   renameSync(temp, path);
 }
 
+/** How many deploys the run has made. */
+export function deployCount(files: RunStateFiles): number {
+  return Number(readFileSync(files.deployCount, 'utf8') || '0');
+}
+
 /** Adds one to the run's deploy count; returns the new count. */
 export function recordDeploy(files: RunStateFiles): number {
-  const count = Number(readFileSync(files.deployCount, 'utf8') || '0') + 1;
+  const count = deployCount(files) + 1;
   replaceFile(files.deployCount, String(count));
   return count;
 }

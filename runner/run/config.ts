@@ -1,10 +1,13 @@
 // The run's configuration, from the environment (as the Drone step sets it) with flags on top.
 // Every value is validated here, at the boundary: a bad one is an InputError naming it (exit 2).
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { InputError } from '../../lib/errors.js';
-import { assertRecipe } from '../../lib/naming.js';
+import { absoluteDir, assertRecipe } from '../../lib/naming.js';
 import { abraServer } from '../host/abra.js';
+import { parseIngress, type IngressConfig } from './health.js';
+import { DEFAULT_TESTS_DIR } from './recipe-tests.js';
 import { STAGES, type StageName } from './stages.js';
 
 export interface RunConfig {
@@ -19,6 +22,11 @@ export interface RunConfig {
   token: string | undefined;
   server: string;
   convergeTimeoutMs: number;
+  /** CCCI_INGRESS, CCCI_INGRESS_CA and CCCI_HEALTH. */
+  ingress: IngressConfig;
+  /** The operator's tests for this recipe: `$CCCI_TESTS_DIR/<recipe>`. */
+  operatorTests: string;
+  testTimeoutMs: number;
 }
 
 export const RUN_USAGE = `Usage: cc-ci run [--recipe NAME] [--ref REF] [--pr N] [--src OWNER/REPO] [--stages LIST]
@@ -39,6 +47,11 @@ environment the Drone step sets:
   CCCI_DEADLINE_SECONDS          hard deadline for the whole run (default 3600)
   CCCI_TEARDOWN_BUDGET_SECONDS   how long teardown may take after the run ends (default 600)
   CCCI_SKIP_FETCH=1 copy the staged ~/.abra/recipes/<recipe> instead of fetching
+  CCCI_INGRESS      host:port of the reverse proxy apps answer through (default 127.0.0.1:443)
+  CCCI_INGRESS_CA   a PEM file of CA certificates trusted besides the system's, for the ingress
+  CCCI_HEALTH       on (default) or off: the HTTP health check through the ingress
+  CCCI_TESTS_DIR    the operator's tests, per recipe in <dir>/<recipe>/ (default /etc/cc-ci/tests)
+  CCCI_TEST_TIMEOUT_SECONDS      how long one hook or test may run (default 900)
 
 Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,
 142 hard deadline, 143 cancelled (SIGTERM), 130 SIGINT, 129 SIGHUP.`;
@@ -117,5 +130,8 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     token,
     server,
     convergeTimeoutMs: positiveInt('CCCI_CONVERGE_TIMEOUT_SECONDS', env.CCCI_CONVERGE_TIMEOUT_SECONDS ?? '600') * 1000,
+    ingress: parseIngress(env),
+    operatorTests: join(absoluteDir('CCCI_TESTS_DIR', env.CCCI_TESTS_DIR || DEFAULT_TESTS_DIR), recipe),
+    testTimeoutMs: positiveInt('CCCI_TEST_TIMEOUT_SECONDS', env.CCCI_TEST_TIMEOUT_SECONDS ?? '900') * 1000,
   };
 }

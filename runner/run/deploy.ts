@@ -14,6 +14,8 @@ export interface DeployOptions extends TeardownTools {
   tree: string;
   /** The run's state files: the deploy count lives there. */
   state: RunStateFiles;
+  /** Runs after `abra app new`, before the first deploy (the install_steps.sh hook, the contract's env keys). */
+  beforeDeploy?: () => Promise<void>;
   signal?: AbortSignal;
   convergeTimeoutMs: number;
 }
@@ -36,6 +38,7 @@ export async function deployApp(options: DeployOptions): Promise<void> {
   }
 
   await abra.appNew(recipe, domain, { secrets: declaresSecrets(options.tree), chaos: true });
+  await options.beforeDeploy?.();
   await abra.appDeploy(domain, { chaos: true });
   await docker.waitConverged(stackName(domain), options.convergeTimeoutMs);
   log(`== deployed ${domain} (code under test) ==`);

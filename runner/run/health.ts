@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { CcciError, InputError } from '../../lib/errors.js';
 import type { Log } from '../host/log.js';
+import type { Check } from './results.js';
 
 /** Where and how to reach apps: from CCCI_INGRESS, CCCI_INGRESS_CA and CCCI_HEALTH. */
 export interface IngressConfig {
@@ -55,12 +56,6 @@ export interface HealthSpec {
   timeoutMs: number;
 }
 
-export interface HealthCheck {
-  name: string;
-  verdict: 'pass' | 'fail' | 'skip';
-  reason?: string;
-  durationMs: number;
-}
 
 const RETRY_MS = 1_000;
 const ATTEMPT_TIMEOUT_MS = 10_000;
@@ -105,7 +100,7 @@ export async function checkHealth(options: {
   spec: HealthSpec;
   signal: AbortSignal;
   log: Log;
-}): Promise<HealthCheck> {
+}): Promise<Check> {
   const { ingress, domain, spec, signal, log } = options;
   const url = `https://${domain}${spec.path}`;
   const name = `health ${url}`;

@@ -101,16 +101,3 @@ export function declaresSecrets(dir: string): boolean {
 export function backupCapable(dir: string): boolean {
   return /backupbot\.backup\b[^\n]*\btrue\b/i.test(composeText(dir));
 }
-
-/**
- * Copies the recipe's own tests/ out of the tree, so that version checkouts during the run cannot
- * change what the custom stage runs. Null when the recipe ships none.
- */
-export function snapshotTests(dir: string, runDirectory: string): string | null {
-  const tests = join(dir, 'tests');
-  if (!existsSync(tests)) return null;
-  const snapshot = join(runDirectory, 'recipe-tests');
-  rmSync(snapshot, { recursive: true, force: true });
-  cpSync(tests, snapshot, { recursive: true });
-  return snapshot;
-}

@@ -6,11 +6,30 @@ import { join } from 'node:path';
 import { RunAbortedError, RunFailedError } from '../../lib/errors.js';
 import type { Log } from '../host/log.js';
 import type { RunConfig } from './config.js';
+import { junitXml } from './junit.js';
 import type { StageName } from './stages.js';
 
 export type Verdict = 'pass' | 'fail' | 'skip';
 
-export interface StageResult {
+/** One health check, hook or test, as results.json and junit.xml record it. */
+export interface Check {
+  name: string;
+  verdict: Verdict;
+  reason?: string;
+  durationMs: number;
+}
+
+/** What a stage checked besides its own steps: docs/recipes.md#results. */
+export interface StageChecks {
+  /** HTTP health through the ingress, after each deploy of the stage converged. */
+  health: Check[];
+  /** install_steps.sh (install), setup_custom_tests.sh (custom). */
+  hooks: Check[];
+  /** The custom stage's tests, in the order they ran. */
+  tests: Check[];
+}
+
+export interface StageResult extends StageChecks {
   name: StageName;
   verdict: Verdict;
   reason?: string;
@@ -64,13 +83,14 @@ export function runFailure(results: RunResults): RunFailedError | null {
   return null;
 }
 
-/** Stamps how the run ended (the lifetime's abort reason), writes results.json into `dir` and logs the summary. */
+/** Stamps how the run ended (the lifetime's abort reason), writes results.json and junit.xml into `dir` and logs the summary. */
 export function finishResults(results: RunResults, ending: RunAbortedError, dir: string, log: Log): void {
   results.exitCode = ending.exitCode;
   if (ending.end !== 'returned') results.exitReason = ending.message.replace(/^cc-ci: /, '');
   results.finishedAt = new Date().toISOString();
   results.durationMs = Date.now() - Date.parse(results.startedAt);
   writeResults(join(dir, 'results.json'), results);
+  writeAtomically(join(dir, 'junit.xml'), junitXml(results));
   summary(results).forEach(log);
 }
 
@@ -79,9 +99,13 @@ export function finishResults(results: RunResults, ending: RunAbortedError, dir:
  * kill during the write never leaves a truncated results.json.
  */
 export function writeResults(path: string, results: RunResults): void {
+  writeAtomically(path, `${JSON.stringify(results, null, 2)}\n`);
+}
+
+function writeAtomically(path: string, text: string): void {
   const temp = `${path}.${process.pid}.tmp`;
   rmSync(temp, { force: true });
-  writeFileSync(temp, `${JSON.stringify(results, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
+  writeFileSync(temp, text, { flag: 'wx', mode: 0o644 });
   renameSync(temp, path);
 }
 
@@ -96,6 +120,10 @@ export function summary(results: RunResults): string[] {
   for (const stage of results.stages) {
     const seconds = (stage.durationMs / 1000).toFixed(1).padStart(6);
     lines.push(`  ${mark[stage.verdict]}  ${stage.name.padEnd(8)} ${seconds} s${stage.reason ? `  ${stage.reason}` : ''}`);
+    // Every check that did not pass, with why: what a recipe maintainer reads first.
+    for (const check of [...stage.health, ...stage.hooks, ...stage.tests]) {
+      if (check.verdict !== 'pass') lines.push(`          ${mark[check.verdict]}  ${check.name}${check.reason ? `: ${check.reason}` : ''}`);
+    }
   }
   lines.push(`  teardown: ${results.teardown}; deploys: ${results.deploys}; ${(results.durationMs / 1000).toFixed(1)} s in all`);
   lines.push(`  log: ${results.logPath}`);

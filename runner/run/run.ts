@@ -1,6 +1,7 @@
 // `cc-ci run`, top to bottom: guards → per-run dirs → fetch → janitor → deploy (under the app lock)
 // → stages → teardown → results. Each step is one call into its own module; docs/concurrency.md
 // explains why the order is what it is.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ensureRunDir, runId, setupRunAbraDir } from '../../lib/abra-dir.js';
@@ -8,18 +9,22 @@ import { EXIT, exitCodeFor, isExpected, RunAbortedError } from '../../lib/errors
 import { janitor } from '../../lib/janitor.js';
 import { installLifetimeGuards } from '../../lib/lifetime.js';
 import { appDomain, stackName } from '../../lib/naming.js';
-import { createRunState, removeRunState, removeStaleRunState } from '../../lib/run-state.js';
+import { createRunState, deployCount, removeRunState, removeStaleRunState, runStateEnv, type RunStateFiles } from '../../lib/run-state.js';
 import { defaultJanitorHooks } from '../host/discovery.js';
 import { createLog } from '../host/log.js';
 import { hostTools } from '../host/tools.js';
 import type { RunConfig } from './config.js';
 import { deployApp } from './deploy.js';
-import { fetchRecipe, headCommit, snapshotTests } from './recipe.js';
+import { fetchRecipe, headCommit } from './recipe.js';
+import { assembleTests } from './recipe-tests.js';
 import { finishResults, runFailure, startResults } from './results.js';
-import { runStages } from './stages.js';
+import { hook, runStages } from './stages.js';
 import { ownTeardown } from './teardown.js';
 
 export async function runRecipeCi(config: RunConfig): Promise<never> {
+  // The git token goes to the one git command that needs it (config.token), never to a child by
+  // inheritance: abra, docker and the recipe's own hooks and tests must not see it.
+  delete process.env.CCCI_GIT_TOKEN;
   const dir = ensureRunDir();
   const log = createLog(join(dir, 'run.log'));
   // Before any lock, abra call or subprocess: the run's lifetime is bounded from here on.
@@ -55,20 +60,55 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
 
     const tree = await fetchRecipe({ ...config, ref: config.ref ?? undefined, src: config.src ?? undefined, abra: tools.abra, log, signal });
     const head = await headCommit(tree);
-    const tests = snapshotTests(tree, dir);
+    const tests = assembleTests({ tree, operatorDir: config.operatorTests, runDir: dir, log });
 
     const swept = await janitor({ ...defaultJanitorHooks({ log, signal }), log });
     log(`== janitor: reaped [${swept.reaped.join(', ')}], live [${swept.live.join(', ')}], skipped ${swept.skipped.length} ==`);
 
-    await deployApp({ ...tools, recipe: config.recipe, domain, tree, state, signal, convergeTimeoutMs: config.convergeTimeoutMs });
-    results.deploys = 1;
-
     const stack = stackName(domain);
-    await runStages({ ...tools, recipe: config.recipe, domain, stack, runId: results.runId, tree, head, tests, state, signal, convergeTimeoutMs: config.convergeTimeoutMs }, config.stages, results);
+    const scriptEnv = contractEnv(config, { domain, stack, tree, state, artifacts: join(dir, 'artifacts') });
+    const health = { path: '/', status: null, timeoutMs: 300_000 };
+    const stages = { ...tools, recipe: config.recipe, domain, stack, runId: results.runId, tree, head, tests, scriptEnv, testTimeoutMs: config.testTimeoutMs, ingress: config.ingress, health, state, signal, convergeTimeoutMs: config.convergeTimeoutMs, checks: { health: [], hooks: [], tests: [] } };
+    await runStages(stages, config.stages, results, async (checks) => {
+      try {
+        await deployApp({ ...tools, recipe: config.recipe, domain, tree, state, signal, convergeTimeoutMs: config.convergeTimeoutMs, beforeDeploy: () => hook({ ...stages, checks }, 'installSteps') });
+      } finally {
+        results.deploys = deployCount(state);
+      }
+    });
 
     await teardown();
 
     const failure = runFailure(results);
     return failure === null ? EXIT.ok : exitCodeFor(failure);
   }
+}
+
+/**
+ * The whole environment a recipe's hooks and tests get: the contract's variables, PATH, HOME and
+ * LANG, and nothing else of the runner's (docs/recipes.md#environment, docs/threat-model.md).
+ */
+function contractEnv(
+  config: RunConfig,
+  run: { domain: string; stack: string; tree: string; state: RunStateFiles; artifacts: string },
+): Record<string, string> {
+  mkdirSync(run.artifacts, { recursive: true });
+  const { CCCI_OP_STATE_FILE, CCCI_DEPS_FILE, CCCI_DEPS_SKIP_REPORT } = runStateEnv(run.state);
+  return {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/',
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    DOMAIN: run.domain,
+    STACK_NAME: run.stack,
+    RECIPE: config.recipe,
+    CCCI_APP_URL: `https://${run.domain}`,
+    CCCI_INGRESS: `${config.ingress.host.includes(':') ? `[${config.ingress.host}]` : config.ingress.host}:${config.ingress.port}`,
+    ...(config.ingress.caFile ? { CCCI_INGRESS_CA: config.ingress.caFile } : {}),
+    CCCI_RECIPE_DIR: run.tree,
+    ABRA_DIR: process.env.ABRA_DIR!,
+    CCCI_OP_STATE_FILE: CCCI_OP_STATE_FILE!,
+    CCCI_DEPS_FILE: CCCI_DEPS_FILE!,
+    CCCI_DEPS_SKIP_REPORT: CCCI_DEPS_SKIP_REPORT!,
+    CCCI_ARTIFACTS_DIR: run.artifacts,
+  };
 }

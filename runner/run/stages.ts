@@ -1,14 +1,16 @@
 // The five stages, run against the live app. A stage resolves with pass or skip (and why), or
-// throws: the run records it as failed and goes on to teardown.
+// throws: the run records it as failed and goes on to teardown. Each stage's health checks, hooks
+// and tests are recorded with it (docs/recipes.md).
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readdirSync, statSync } from 'node:fs';
 
 import { CcciError } from '../../lib/errors.js';
-import { readOpState, runStateEnv, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
-import { exec } from '../host/exec.js';
+import { readOpState, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
 import type { HostTools } from '../host/tools.js';
+import { checkHealth, type HealthSpec, type IngressConfig } from './health.js';
 import { backupCapable, checkout, previousVersion } from './recipe.js';
-import type { RunResults, StageResult } from './results.js';
+import { HOOKS, runScript, testFiles } from './recipe-tests.js';
+import type { Check, RunResults, StageChecks } from './results.js';
 
 export const STAGES = ['install', 'upgrade', 'backup', 'restore', 'custom'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -21,12 +23,19 @@ export interface StageContext extends HostTools {
   /** The run's recipe tree and the code under test's commit in it. */
   tree: string;
   head: string;
-  /** The recipe's tests/, snapshotted at fetch time (null: none). */
+  /** The run's tests dir: the recipe's tests/ with the operator's laid over it (null: none). */
   tests: string | null;
-  /** The run's state files (docs/recipes.md lists what hooks and tests get of them). */
+  /** The whole environment hooks and tests get (docs/recipes.md#environment). */
+  scriptEnv: Record<string, string>;
+  testTimeoutMs: number;
+  ingress: IngressConfig;
+  health: HealthSpec;
+  /** The run's state files. */
   state: RunStateFiles;
   signal: AbortSignal;
   convergeTimeoutMs: number;
+  /** Where the current stage's health checks, hooks and tests are recorded. */
+  checks: StageChecks;
 }
 
 export interface StageOutcome {
@@ -52,9 +61,34 @@ async function readMarker(ctx: StageContext): Promise<string> {
   return (await ctx.docker.execIn(container, ['sh', '-c', `cat "$1/${MARKER}" 2>/dev/null || true`, 'sh', mount])).trim();
 }
 
+/** Converged, healthy containers, and the app answering through the ingress. */
 async function settle(ctx: StageContext): Promise<void> {
   await ctx.docker.waitConverged(ctx.stack, ctx.convergeTimeoutMs);
   await ctx.docker.waitHealthy(ctx.stack, ctx.convergeTimeoutMs);
+  await health(ctx);
+}
+
+/** The HTTP health check through the ingress, recorded in the stage; a failure throws. */
+export async function health(ctx: Pick<StageContext, 'ingress' | 'domain' | 'health' | 'signal' | 'log' | 'checks'>): Promise<void> {
+  const started = Date.now();
+  try {
+    ctx.checks.health.push(await checkHealth({ ingress: ctx.ingress, domain: ctx.domain, spec: ctx.health, signal: ctx.signal, log: ctx.log }));
+  } catch (error) {
+    if (!ctx.signal.aborted) {
+      ctx.checks.health.push({ name: `health https://${ctx.domain}${ctx.health.path}`, verdict: 'fail', reason: (error as Error).message, durationMs: Date.now() - started });
+    }
+    throw error;
+  }
+}
+
+/** Runs one hook of the tests dir, if present, recorded in the stage; a failing hook throws. */
+export async function hook(ctx: Pick<StageContext, 'tests' | 'scriptEnv' | 'testTimeoutMs' | 'signal' | 'log' | 'checks'>, which: keyof typeof HOOKS): Promise<void> {
+  const name = HOOKS[which];
+  if (ctx.tests === null || !existsSync(join(ctx.tests, name))) return;
+  ctx.log(`== hook: ${name} ==`);
+  const check = await runScript(name, { dir: ctx.tests, env: ctx.scriptEnv, timeoutMs: ctx.testTimeoutMs, signal: ctx.signal, log: ctx.log });
+  ctx.checks.hooks.push(check);
+  if (check.verdict === 'fail') throw new CcciError('ERR_CCCI_HOOK', `${name} failed: ${check.reason}`);
 }
 
 async function install(ctx: StageContext): Promise<StageOutcome> {
@@ -107,22 +141,24 @@ async function restore(ctx: StageContext): Promise<StageOutcome> {
 }
 
 async function custom(ctx: StageContext): Promise<StageOutcome> {
-  if (!ctx.tests) return { verdict: 'skip', reason: 'the recipe ships no tests/' };
-  const scripts = readdirSync(ctx.tests)
-    .filter((name) => name.endsWith('.sh') && statSync(join(ctx.tests!, name)).isFile())
-    .sort();
-  if (scripts.length === 0) return { verdict: 'skip', reason: 'the recipe tests/ has no *.sh test' };
-  for (const script of scripts) {
-    ctx.log(`== custom: ${script} ==`);
-    await exec('sh', [join(ctx.tests, script)], {
-      cwd: ctx.tests,
-      signal: ctx.signal,
-      log: ctx.log,
-      tag: `[${script}]`,
-      timeoutMs: 15 * 60_000,
-      env: { DOMAIN: ctx.domain, STACK_NAME: ctx.stack, RECIPE: ctx.recipe, CCCI_RECIPE_DIR: ctx.tree, ...runStateEnv(ctx.state) },
-    });
+  const tests = ctx.tests === null ? [] : testFiles(ctx.tests);
+  if (ctx.tests === null || (tests.length === 0 && !existsSync(join(ctx.tests, HOOKS.setupCustomTests)))) {
+    return { verdict: 'skip', reason: 'no tests: neither the recipe nor the operator dir has a test_* or *.sh test' };
   }
+  await hook(ctx, 'setupCustomTests');
+  const results: Check[] = [];
+  for (const name of tests) {
+    ctx.log(`== custom: ${name} ==`);
+    const check = await runScript(name, { dir: ctx.tests, env: ctx.scriptEnv, timeoutMs: ctx.testTimeoutMs, signal: ctx.signal, log: ctx.log });
+    ctx.log(`== custom: ${name} ${check.verdict.toUpperCase()}${check.reason ? ` — ${check.reason}` : ''} ==`);
+    results.push(check);
+    ctx.checks.tests.push(check);
+  }
+  const failed = results.filter((check) => check.verdict === 'fail');
+  if (failed.length > 0) {
+    throw new CcciError('ERR_CCCI_TESTS', `${failed.length} of ${results.length} tests failed: ${failed.map((check) => `${check.name} (${check.reason})`).join('; ')}`);
+  }
+  if (results.length > 0 && results.every((check) => check.verdict === 'skip')) return { verdict: 'skip', reason: `all ${results.length} tests skipped` };
   return { verdict: 'pass' };
 }
 
@@ -134,17 +170,41 @@ export const STAGE_RUNNERS: Record<StageName, (ctx: StageContext) => Promise<Sta
   custom,
 };
 
+const noChecks = (): StageChecks => ({ health: [], hooks: [], tests: [] });
+
 /**
- * Runs the stages in order, recording each one's verdict and time in `results`. A stage that
- * throws is recorded as failed (its first line the reason) and the next one runs; after a failed
- * install the rest are skipped. An abort (signal, deadline) ends the loop at once.
+ * The first deploy, then the stages in order, each recorded in `results` with its verdict, time,
+ * health checks, hooks and tests. The deploy opens the install stage: its hook (install_steps.sh)
+ * and its failure are install's, and a failed install skips the rest. A stage that throws is
+ * recorded as failed (its first line the reason) and the next one runs. An abort ends it all at once.
  */
-export async function runStages(ctx: StageContext, names: readonly StageName[], results: RunResults): Promise<void> {
-  for (const name of names) {
-    const began = Date.now();
-    const record = (result: Omit<StageResult, 'name' | 'durationMs'>): void => {
-      results.stages.push({ name, ...result, durationMs: Date.now() - began });
+export async function runStages(
+  ctx: StageContext,
+  names: readonly StageName[],
+  results: RunResults,
+  deploy: (checks: StageChecks) => Promise<void>,
+): Promise<void> {
+  const deployed = Date.now();
+  const installChecks = noChecks();
+  let deployFailure: string | null = null;
+  try {
+    await deploy(installChecks);
+  } catch (error) {
+    if (ctx.signal.aborted) throw error;
+    deployFailure = `the first deploy failed: ${(error as Error).message.split('\n')[0]}`;
+    ctx.log(`!! ${deployFailure}`);
+  }
+  const stages = deployFailure !== null && !names.includes('install') ? (['install', ...names] as StageName[]) : names;
+  for (const name of stages) {
+    const began = name === 'install' ? deployed : Date.now();
+    ctx.checks = name === 'install' ? installChecks : noChecks();
+    const record = (result: StageOutcome | { verdict: 'fail'; reason: string }): void => {
+      results.stages.push({ name, ...result, ...ctx.checks, durationMs: Date.now() - began });
     };
+    if (deployFailure !== null) {
+      record(name === 'install' ? { verdict: 'fail', reason: deployFailure } : { verdict: 'skip', reason: 'the first deploy failed' });
+      continue;
+    }
     if (results.stages.some((s) => s.name === 'install' && s.verdict === 'fail')) {
       record({ verdict: 'skip', reason: 'install failed' });
       continue;
@@ -155,7 +215,7 @@ export async function runStages(ctx: StageContext, names: readonly StageName[], 
     } catch (error) {
       if (ctx.signal.aborted) throw error;
       ctx.log(`!! stage ${name} failed: ${(error as Error).message}`);
-      record({ verdict: 'fail', reason: (error as Error).message.split('\n')[0] });
+      record({ verdict: 'fail', reason: (error as Error).message.split('\n')[0]! });
     }
   }
 }
