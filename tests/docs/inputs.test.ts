@@ -283,7 +283,8 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
   'recipe name (`recipeDir`, `appDomain`) | `../x`': () => thrown(() => recipeDir('../x')),
   'PR (`appDomain`) | `-1`': () => thrown(() => appDomain(RECIPE, -1, '')),
   'ref (`appDomain`) | `null`': () => thrown(() => appDomain(RECIPE, 1, null as unknown as string)),
-  'run-state name (`runStatePath`) | `../x`': () => thrown(() => runStatePath('../x')),
+  // An explicit run dir: the default, ensureRunDir(), would create one before the name is checked.
+  'run-state name (`runStatePath`) | `../x`': () => thrown(() => runStatePath('../x', '/var/lib/cc-ci-runs/1234')),
   '`deadlineSeconds` (`installLifetimeGuards`, `janitor`) | `1.5`': async () => {
     const direct = thrown(() => installLifetimeGuards({ deadlineSeconds: 1.5 }));
     const viaJanitor = await rejected(() => janitor({ discover: () => [], teardown: () => {}, deadlineSeconds: 1.5 }));
