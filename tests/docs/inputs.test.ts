@@ -189,6 +189,21 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
   '`DRONE_BUILD_NUMBER` (no `CCCI_RUN_ID`) | `12 34`': () => cli(['run'], { unset: ['CCCI_RUN_ID'], env: { DRONE_BUILD_NUMBER: '12 34' } }),
   '`CCCI_RUNS_DIR` | `runs` (relative)': () => cli(['run'], { env: { CCCI_RUNS_DIR: 'runs' } }),
   '`CCCI_RUNS_DIR` | `/dev/null/runs` (cannot be created)': () => cli(['run'], { env: { CCCI_RUNS_DIR: '/dev/null/runs' } }),
+  '`CCCI_RUNS_DIR` | writable by others, no sticky bit': () => cli(['run'], { setup: (host) => chmodSync(host.runs, 0o777) }),
+  '`<runs dir>/<run id>` | a symlink': () =>
+    cli(['run'], {
+      setup: (host) => {
+        mkdirSync(join(host.root, 'elsewhere'));
+        symlinkSync(join(host.root, 'elsewhere'), join(host.runs, '1234'));
+      },
+    }),
+  '`<runs dir>/<run id>` | owned by another user': () =>
+    cli(['run'], {
+      setup: (host) => {
+        mkdirSync(join(host.runs, '1234'), { mode: 0o700 });
+        chownSync(join(host.runs, '1234'), 65534, 65534);
+      },
+    }),
   '`CCCI_APP_LOCK_DIR` | `locks` (relative)': () => cli(['run'], { env: { CCCI_APP_LOCK_DIR: 'locks' } }),
   '`CCCI_SKIP_FETCH` | `1` with nothing staged': () => cli(['run'], { setup: (host) => rmSync(join(host.home, '.abra', 'recipes', RECIPE), { recursive: true }) }),
   '`CCCI_WARM_APPS` / `--apps` | unset': () => cli(['warm-reconcile']),
@@ -283,7 +298,8 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
   'recipe name (`recipeDir`, `appDomain`) | `../x`': () => thrown(() => recipeDir('../x')),
   'PR (`appDomain`) | `-1`': () => thrown(() => appDomain(RECIPE, -1, '')),
   'ref (`appDomain`) | `null`': () => thrown(() => appDomain(RECIPE, 1, null as unknown as string)),
-  'run-state name (`runStatePath`) | `../x`': () => thrown(() => runStatePath('../x')),
+  // An explicit run dir: the default, ensureRunDir(), would create one before the name is checked.
+  'run-state name (`runStatePath`) | `../x`': () => thrown(() => runStatePath('../x', '/var/lib/cc-ci-runs/1234')),
   '`deadlineSeconds` (`installLifetimeGuards`, `janitor`) | `1.5`': async () => {
     const direct = thrown(() => installLifetimeGuards({ deadlineSeconds: 1.5 }));
     const viaJanitor = await rejected(() => janitor({ discover: () => [], teardown: () => {}, deadlineSeconds: 1.5 }));
