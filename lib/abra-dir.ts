@@ -107,14 +107,14 @@ export function setupRunAbraDir(log: (line: string) => void = () => {}): string 
     const link = join(dir, shared);
     let existing: string | null = null;
     try {
-      if (!lstatSync(link).isSymbolicLink()) throw new InputError(`per-run ${link} is not a symlink to ${target}: refusing to use it`);
+      if (!lstatSync(link).isSymbolicLink()) throw new InputError(`per-run ${link} is not a symlink to ${target}: refusing to use it (CCCI_RUNS_DIR)`, { code: 'ERR_CCCI_RUNS_DIR', path: link });
       existing = readlinkSync(link);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
     if (existing === null) symlinkSync(target, link);
     else if (existing !== target) {
-      throw new InputError(`per-run ${link} points to ${existing}, not ${target}: refusing to use it`);
+      throw new InputError(`per-run ${link} points to ${existing}, not ${target}: refusing to use it (CCCI_RUNS_DIR)`, { code: 'ERR_CCCI_RUNS_DIR', path: link });
     }
   }
   process.env.ABRA_DIR = dir;

@@ -38,9 +38,9 @@ const FILES: Record<StateFile, { name: string; variable: string }> = {
 const STATE_DIR = /^state-(\d+)$/;
 
 /** `<run dir>/state-<pid>/<name>`. */
-export function runStatePath(name: string, runDirectory = ensureRunDir()): string {
+export function runStatePath(name: string, runDirectory?: string): string {
   if (!/^[a-z][a-z0-9-]*(\.[a-z]+)?$/.test(name)) throw new InputError(`run-state name must be a plain word, got ${JSON.stringify(name)}`);
-  return join(runDirectory, `state-${process.pid}`, name);
+  return join(runDirectory ?? ensureRunDir(), `state-${process.pid}`, name);
 }
 
 /**

@@ -25,7 +25,7 @@ export async function main(args: string[]): Promise<number> {
     locks = inspectAppLocks((path, why) => console.error(`cc-ci locks: skipping ${path}: ${why}`));
   } catch (error) {
     // A lock dir we cannot list is a setting to fix, not a crash to debug.
-    throw new InputError(`lock dir ${dir} cannot be read (${(error as Error).message}) (CCCI_APP_LOCK_DIR)`);
+    throw new InputError(`lock dir ${dir} cannot be read (${(error as Error).message}) (CCCI_APP_LOCK_DIR)`, { code: 'ERR_CCCI_LOCK_DIR', path: dir });
   }
   if (values.json) console.log(JSON.stringify(locks, null, 2));
   else if (locks.length === 0 && !existsSync(dir)) console.log(`no app lockfiles: lock dir ${dir} does not exist (CCCI_APP_LOCK_DIR)`);

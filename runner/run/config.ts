@@ -58,7 +58,7 @@ Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,
 
 function parseStages(text: string, what: string): StageName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw new InputError(`${what} must name at least one of ${STAGES.join(',')}`);
+  if (names.length === 0) throw new InputError(`${what} must name at least one of ${STAGES.join(',')}, got ${JSON.stringify(text)}`);
   for (const name of names) {
     if (!(STAGES as readonly string[]).includes(name)) {
       throw new InputError(`${what}: unknown stage ${JSON.stringify(name)} (known: ${STAGES.join(',')})`);

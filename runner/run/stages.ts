@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { CcciError } from '../../lib/errors.js';
+import { CcciError, EXIT, exitCodeFor } from '../../lib/errors.js';
 import { readOpState, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
 import type { HostTools } from '../host/tools.js';
 import { checkHealth, type HealthSpec, type IngressConfig } from './health.js';
@@ -176,7 +176,8 @@ const noChecks = (): StageChecks => ({ health: [], hooks: [], tests: [] });
  * The first deploy, then the stages in order, each recorded in `results` with its verdict, time,
  * health checks, hooks and tests. The deploy opens the install stage: its hook (install_steps.sh)
  * and its failure are install's, and a failed install skips the rest. A stage that throws is
- * recorded as failed (its first line the reason) and the next one runs. An abort ends it all at once.
+ * recorded as failed (its first line the reason) and the next one runs. An abort, or bad input,
+ * ends it all at once.
  */
 export async function runStages(
   ctx: StageContext,
@@ -190,7 +191,7 @@ export async function runStages(
   try {
     await deploy(installChecks);
   } catch (error) {
-    if (ctx.signal.aborted) throw error;
+    if (ctx.signal.aborted || exitCodeFor(error) === EXIT.badInput) throw error;
     deployFailure = `the first deploy failed: ${(error as Error).message.split('\n')[0]}`;
     ctx.log(`!! ${deployFailure}`);
   }
@@ -213,7 +214,8 @@ export async function runStages(
     try {
       record(await STAGE_RUNNERS[name](ctx));
     } catch (error) {
-      if (ctx.signal.aborted) throw error;
+      // Bad input (a planted lockfile, unparseable docker output) is not the app's failure: it ends the run.
+      if (ctx.signal.aborted || exitCodeFor(error) === EXIT.badInput) throw error;
       ctx.log(`!! stage ${name} failed: ${(error as Error).message}`);
       record({ verdict: 'fail', reason: (error as Error).message.split('\n')[0]! });
     }
