@@ -108,6 +108,7 @@ export async function checkHealth(options: {
     log(`== health: ${url} not checked (CCCI_HEALTH=off) ==`);
     return { name, verdict: 'skip', reason: 'CCCI_HEALTH=off', durationMs: 0 };
   }
+  log(`== health: waiting for ${url} to answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${ingress.host}:${ingress.port} (up to ${Math.round(spec.timeoutMs / 1000)} s) ==`);
   const started = Date.now();
   let last = 'no attempt made';
   for (let tries = 1; ; tries++) {

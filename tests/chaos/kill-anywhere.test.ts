@@ -31,7 +31,7 @@ import { describe, expect, it } from 'vitest';
 
 import { CLI as BUILT_CLI, isGone, startProcess, type Helper, type StartOptions } from '../support/processes.js';
 import { Random, seedFrom } from '../support/random.js';
-import { domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
+import { customSleep, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const SEED = seedFrom('CCCI_CHAOS_SEED', 20_261_126);
 const ITERATIONS = Number(process.env.CCCI_CHAOS_ITERATIONS || 30);
@@ -248,8 +248,8 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
     const rng = new Random(SEED);
     const t0 = Date.now();
     const abraLog = join(world.runs, 'abra-calls.jsonl');
-    // The runs' temp dir is the world's: run-state files (<tmpdir>/ccci-<name>-<run-id>-<pid>)
-    // that a SIGKILLed run cannot remove stay inside the world, are counted, and go with it.
+    // The runs' temp dir is the world's, so the check that no run writes its state there sees
+    // only this test's runs.
     const tmp = join(dirname(world.runs), 'tmp');
     mkdirSync(tmp);
     const env = { ...world.env, CCCI_TEST_ABRA_LOG: abraLog, TMPDIR: tmp };
@@ -335,7 +335,7 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const perIteration = iterationsDone ? (Date.now() - t0) / iterationsDone : Infinity;
       const sleepS = Math.max(5, Math.min(COMPANION_SLEEP_S, Math.round((perIteration * (ITERATIONS - iterationsDone)) / 1000)));
       const helper = startCli(['run'], {
-        env: { ...env, RECIPE: 'ccci-other', PR: pr, CCCI_RUN_ID: id, STAGES: 'install,custom', CCCI_TEST_CUSTOM_SLEEP: String(sleepS) },
+        env: { ...env, RECIPE: 'ccci-other', PR: pr, CCCI_RUN_ID: id, STAGES: 'install,custom', ...customSleep(world, id, 'ccci-other', sleepS) },
       });
       const companion = { id, domain: domainOf(world, 'ccci-other', pr), helper, exitAt: null as number | null };
       void helper.exited.then(() => (companion.exitAt = Date.now()));
@@ -405,7 +405,7 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const id = `chaos-${i}`;
       const pr = String(i);
       const domain = domainOf(world, 'ccci-demo', pr);
-      const runEnv = { ...env, RECIPE: 'ccci-demo', PR: pr, CCCI_RUN_ID: id, STAGES: 'install,custom', CCCI_TEST_CUSTOM_SLEEP: String(r.int(1, 3)) };
+      const runEnv = { ...env, RECIPE: 'ccci-demo', PR: pr, CCCI_RUN_ID: id, STAGES: 'install,custom', ...customSleep(world, id, 'ccci-demo', r.int(1, 3)) };
       const started = Date.now();
       let helper: Helper;
       let runPid: number;
@@ -548,12 +548,13 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const emptyCatalogue = (path: string): boolean =>
         path === 'catalogue' && !before.has(path) && after.get(path) === 'dir' && readdirSync(join(world.home, '.abra', 'catalogue')).length === 0;
       const changed = [...new Set([...before.keys(), ...after.keys()])].filter((path) => before.get(path) !== after.get(path));
-      // Not an app leak, so not a failure here, but nothing ever removes them: reported.
-      const runState = readdirSync(tmp).filter((name) => /^ccci-.+-(chaos|companion)-\d+-\d+$/.test(name));
-      if (runState.length) {
-        const runs = new Set(runState.map((name) => /-((?:chaos|companion)-\d+)-\d+$/.exec(name)![1]));
-        notes.push(`run-state files left in $TMPDIR by ${runs.size} runs (${runState.length} files, e.g. ${runState[0]}): nothing reaps them`);
-      }
+      // A run's state lives in its own run dir, never in the shared temp dir (a planted symlink
+      // there was a local root exploit). What SIGKILLed runs left goes with their run dirs: reported.
+      expect(readdirSync(tmp).filter((name) => name.startsWith('ccci-')), 'run state in $TMPDIR').toEqual([]);
+      const leftState = readdirSync(world.runs, { withFileTypes: true })
+        .filter((entry) => entry.isDirectory())
+        .flatMap((entry) => readdirSync(join(world.runs, entry.name)).filter((name) => name.startsWith('state-')).map((name) => `${entry.name}/${name}`));
+      if (leftState.length) notes.push(`state dirs left in the run dirs of SIGKILLed runs (${leftState.length}, e.g. ${leftState[0]}): they go with the run dir`);
       if (changed.some(emptyCatalogue)) notes.push('~/.abra/catalogue/ was created, empty, by the first run (setupRunAbraDir links the per-run catalogue/ to it)');
       changed.splice(0, changed.length, ...changed.filter((path) => !emptyCatalogue(path)));
       expect(

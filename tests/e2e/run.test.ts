@@ -8,14 +8,16 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { CLI, ROOT, startCli, type Helper } from '../support/processes.js';
-import { appContainer, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
+import { appContainer, customSleep, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const ready = requireSwarm();
 const newWorld = useSwarmWorld(['ccci-demo', 'ccci-other']);
 const RUN_MS = 240_000;
 
 function run(world: World, id: string, env: NodeJS.ProcessEnv = {}): Helper {
-  return startCli(['run'], { env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: id, ...env } });
+  const { CCCI_TEST_CUSTOM_SLEEP: sleep, ...rest } = env;
+  const recipe = env.RECIPE ?? 'ccci-demo';
+  return startCli(['run'], { env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: id, ...rest, ...(sleep ? customSleep(world, id, recipe, sleep) : {}) } });
 }
 
 function results(world: World, id: string): { exitCode: number; stages: { name: string; verdict: string }[]; deploys: number; teardown: string; startedAt: string; finishedAt: string } {
@@ -153,7 +155,7 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-demo');
     const step = startCli(['step', '--', process.execPath, CLI, 'run'], {
-      env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: 'cancelled', STAGES: 'install,custom', CCCI_TEST_CUSTOM_SLEEP: '120' },
+      env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: 'cancelled', STAGES: 'install,custom', ...customSleep(world, 'cancelled', 'ccci-demo', 120) },
     });
     await step.waitFor('custom: pause.sh', 120_000);
     step.child.kill('SIGTERM');

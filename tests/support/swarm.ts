@@ -3,8 +3,8 @@
 // test's janitor can ever take this test's apps for orphans (and the other way round).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 import { execa } from 'execa';
 import { afterEach, it } from 'vitest';
@@ -13,6 +13,8 @@ import { ROOT, cleanup, tempDir } from './processes.js';
 
 const FIXTURES = join(ROOT, 'tests', 'fixtures');
 export const IMAGE = 'ccci/busybox:latest';
+/** The ingress's CA root, left by .ci/setup-ingress.sh. */
+export const INGRESS_CA = '/var/lib/cc-ci-test/ingress-root.pem';
 
 /** Why this machine cannot run the e2e suite, or null when it can. */
 export function swarmUnavailable(): string | null {
@@ -60,7 +62,9 @@ function makeWorld(recipes: string[]): World {
   const remote = join(root, 'remote');
   for (const dir of [home, runs, locks, remote]) mkdirSync(dir, { recursive: true });
   for (const recipe of recipes) {
-    execFileSync('bash', [join(FIXTURES, 'make-recipe-repo.sh'), join(remote, recipe), join(FIXTURES, 'recipes', 'ccci-demo')], {
+    // A fixture recipe of that name if there is one (ccci-hooks), else the demo under that name.
+    const source = existsSync(join(FIXTURES, 'recipes', recipe)) ? recipe : 'ccci-demo';
+    execFileSync('bash', [join(FIXTURES, 'make-recipe-repo.sh'), join(remote, recipe), join(FIXTURES, 'recipes', source)], {
       stdio: 'ignore',
     });
   }
@@ -72,6 +76,10 @@ function makeWorld(recipes: string[]): World {
     CCCI_APP_LOCK_DIR: locks,
     CCCI_BASE_DOMAIN: base,
     CCCI_CONVERGE_TIMEOUT_SECONDS: '120',
+    // The real ingress .ci/setup-ingress.sh runs, its CA trusted: TLS verified end to end.
+    CCCI_INGRESS_CA: INGRESS_CA,
+    // The operator's tests dir of this world: empty unless a test fills it (never the host's /etc).
+    CCCI_TESTS_DIR: join(root, 'operator-tests'),
   };
   execFileSync('abra', ['server', 'add', '--local'], { env: { ...process.env, ...env }, stdio: 'ignore' });
   const marker = base.replaceAll('.', '_');
@@ -124,6 +132,25 @@ export function useSwarmWorld(recipes = ['ccci-demo']): () => World {
     world = undefined;
   }, 120_000);
   return () => (world = makeWorld(recipes));
+}
+
+/**
+ * An operator tests dir for one run, `{<recipe>: {<file>: <text>}}`: returns the CCCI_TESTS_DIR
+ * that hands it to that run. A hook or test gets only the contract's environment, so a knob such
+ * as the demo's CCCI_TEST_CUSTOM_SLEEP reaches it through ccci.yml's `env`, like any operator's.
+ */
+export function operatorTests(world: World, id: string, recipes: Record<string, Record<string, string>>): { CCCI_TESTS_DIR: string } {
+  const dir = join(dirname(world.home), `operator-${id}`);
+  for (const [recipe, files] of Object.entries(recipes)) {
+    mkdirSync(join(dir, recipe), { recursive: true });
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, recipe, name), text, { mode: 0o755 });
+  }
+  return { CCCI_TESTS_DIR: dir };
+}
+
+/** The operator ccci.yml that makes the demo recipes' pause.sh sleep `seconds` in one run. */
+export function customSleep(world: World, id: string, recipe: string, seconds: number | string): { CCCI_TESTS_DIR: string } {
+  return operatorTests(world, id, { [recipe]: { 'ccci.yml': `env:\n  CCCI_TEST_CUSTOM_SLEEP: "${seconds}"\n` } });
 }
 
 export function envFile(world: World, domain: string): string {
