@@ -14,7 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { IMAGE, swarmUnavailable } from './swarm.js';
+import { IMAGE, swarmUnavailable } from '../support/swarm.js';
 
 const ROOT_PEM = '/var/lib/cc-ci-test/ingress-root.pem';
 const NETWORK = 'proxy';

@@ -23,6 +23,9 @@ export function swarmUnavailable(): string | null {
   if (info.status !== 0) return `docker info failed: ${(info.stderr || info.stdout).trim()}`;
   if (info.stdout.trim() !== 'active') return `this docker node is not in a swarm (state ${info.stdout.trim()})`;
   if (spawnSync('docker', ['image', 'inspect', IMAGE]).status !== 0) return `image ${IMAGE} is missing`;
+  // Recipes join the ingress's network, and health checks trust its CA (.ci/setup-ingress.sh).
+  if (spawnSync('docker', ['network', 'inspect', 'proxy']).status !== 0) return 'the ingress network proxy is missing';
+  if (!existsSync(INGRESS_CA)) return `the ingress CA ${INGRESS_CA} is missing`;
   return null;
 }
 
@@ -31,7 +34,7 @@ export function requireSwarm(): boolean {
   const unavailable = swarmUnavailable();
   if (unavailable && process.env.CI) {
     it('has a docker swarm to run on (required under CI)', () => {
-      throw new Error(`${unavailable}: run .ci/setup-swarm.sh before the suite`);
+      throw new Error(`${unavailable}: run .ci/setup-swarm.sh and .ci/setup-ingress.sh before the suite`);
     });
   }
   return unavailable === null;
