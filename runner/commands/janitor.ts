@@ -1,12 +1,8 @@
 // `cc-ci janitor [--dry-run] [--json]`: one sweep of the flock-probe janitor over this host's apps.
+// Its dependencies (the addon, execa) are imported in main, so `--help` loads none of them.
 import { parseArgs } from 'node:util';
 
-import { janitor, type JanitorReport } from '../../lib/janitor.js';
-import { lockDir } from '../../lib/lockfiles.js';
-import { abraServer } from '../host/abra.js';
-import { defaultJanitorHooks } from '../host/discovery.js';
-
-export const summary = "Reap the apps of runs that died (app lock unheld); never touches a live run's";
+import type { JanitorReport } from '../../lib/janitor.js';
 
 export const usage = `Usage: cc-ci janitor [--dry-run] [--json]
 
@@ -20,8 +16,12 @@ Options:
   --json      print the report as JSON on stdout (decision lines still go to stderr)
   -h, --help  this help
 
-Environment: CCCI_APP_LOCK_DIR (default /run/lock), CCCI_BASE_DOMAIN (default
-ci.commoninternet.net), CCCI_DEADLINE_SECONDS (default 3600), CCCI_SERVER (default default).
+Environment:
+  CCCI_APP_LOCK_DIR      the lock dir (default /run/lock)
+  CCCI_BASE_DOMAIN       the domain run apps live under (default ci.commoninternet.net)
+  CCCI_DEADLINE_SECONDS  a run's hard deadline, for the long-held flag (default 3600)
+  CCCI_SERVER            the abra server (default default)
+
 Exit codes: 0 swept (see the report for skips), 1 discovery failed, 2 bad input.`;
 
 export async function main(args: string[]): Promise<number> {
@@ -31,6 +31,12 @@ export async function main(args: string[]): Promise<number> {
     strict: true,
     allowPositionals: false,
   });
+  const [{ janitor }, { lockDir }, { abraServer }, { defaultJanitorHooks }] = await Promise.all([
+    import('../../lib/janitor.js'),
+    import('../../lib/lockfiles.js'),
+    import('../host/abra.js'),
+    import('../host/discovery.js'),
+  ]);
   abraServer(); // a bad CCCI_SERVER is refused before anything is probed, not at each teardown
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);

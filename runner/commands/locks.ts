@@ -1,24 +1,33 @@
 // `cc-ci locks [--json]`: every app lockfile, whether a run holds it, for how long, and who.
-import { existsSync } from 'node:fs';
+// Its dependencies (lib/lockfiles.js and the addon behind it) are imported in main, so `--help`
+// loads none of them. node:fs comes from process.getBuiltinModule: an ESM import of it builds a
+// facade that loads node:stream (see runner/cli.ts).
 import { parseArgs } from 'node:util';
 
-import { inspectAppLocks, lockDir, type AppLockInfo } from '../../lib/lockfiles.js';
 import { InputError } from '../../lib/errors.js';
+import type { AppLockInfo } from '../../lib/lockfiles.js';
+import { print } from './output.js';
 
-export const summary = 'List the app lockfiles: held or free, age, holder pid and command';
+const { existsSync } = process.getBuiltinModule('node:fs');
 
 export const usage = `Usage: cc-ci locks [--json]
 
-Lists every cc-ci-app-*.lock in the lock dir (CCCI_APP_LOCK_DIR, default /run/lock), sorted by
-domain. A held lock means its run is alive; age is the time since the run took it. Probing takes a
-shared non-blocking lock for an instant and never disturbs a run.
+Lists every cc-ci-app-*.lock in the lock dir, sorted by domain. A held lock means its run is alive;
+age is the time since the run took it. Probing takes a shared non-blocking lock for an instant and
+never disturbs a run.
 
 Options:
   --json      print [{ domain, path, state: "held"|"free", ageMs, holder: {pid, command}|null }]
-  -h, --help  this help`;
+  -h, --help  this help
+
+Environment:
+  CCCI_APP_LOCK_DIR  the lock dir (default /run/lock)
+
+Exit codes: 0 listed, 2 bad input (an unknown option, a lock dir that cannot be read).`;
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false });
+  const { inspectAppLocks, lockDir } = await import('../../lib/lockfiles.js');
   const dir = lockDir();
   let locks: AppLockInfo[];
   try {
@@ -27,9 +36,10 @@ export async function main(args: string[]): Promise<number> {
     // A lock dir we cannot list is a setting to fix, not a crash to debug.
     throw new InputError(`lock dir ${dir} cannot be read (${(error as Error).message}) (CCCI_APP_LOCK_DIR)`, { code: 'ERR_CCCI_LOCK_DIR', path: dir });
   }
-  if (values.json) console.log(JSON.stringify(locks, null, 2));
-  else if (locks.length === 0 && !existsSync(dir)) console.log(`no app lockfiles: lock dir ${dir} does not exist (CCCI_APP_LOCK_DIR)`);
-  else console.log(formatLocks(locks, dir));
+  // print, not console.log: no stdout stream to set up (runner/commands/output.ts)
+  if (values.json) print(1, JSON.stringify(locks, null, 2));
+  else if (locks.length === 0 && !existsSync(dir)) print(1, `no app lockfiles: lock dir ${dir} does not exist (CCCI_APP_LOCK_DIR)`);
+  else print(1, formatLocks(locks, dir));
   return 0;
 }
 

@@ -1,8 +1,6 @@
-// `cc-ci step -- <command...>`: the CLI face of runner/step.ts.
+// `cc-ci step -- <command...>`: the CLI face of runner/step.ts, imported in main so that `--help`
+// loads neither it nor the addon.
 import { InputError } from '../../lib/errors.js';
-import { runStep } from '../step.js';
-
-export const summary = 'Run a CI step command in its own session and exit with its exact code';
 
 export const usage = `Usage: cc-ci step -- <command> [args...]
 
@@ -11,7 +9,10 @@ this wrapper's pid. SIGTERM, SIGINT and SIGHUP sent to the wrapper are forwarded
 group; the death of the wrapper's own parent counts as SIGTERM. Once the command exits, anything it
 left running in its group gets SIGTERM.
 
-Exit code: the command's own, or 128+n when it died of signal n (SIGTERM: 143, SIGKILL: 137).
+Options:
+  -h, --help  this help
+
+Exit codes: the command's own, or 128+n when it died of signal n (SIGTERM: 143, SIGKILL: 137);
 127 when the command is not found, 126 when it cannot be executed, 2 for a usage error.`;
 
 export async function main(args: string[]): Promise<number> {
@@ -22,5 +23,6 @@ export async function main(args: string[]): Promise<number> {
   if (dashdash === -1 && command[0]?.startsWith('-')) {
     throw new InputError(`unknown option ${JSON.stringify(command[0])} (usage: cc-ci step -- <command> [args...])`);
   }
+  const { runStep } = await import('../step.js');
   return runStep(command);
 }

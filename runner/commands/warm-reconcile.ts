@@ -1,21 +1,26 @@
-// `cc-ci warm-reconcile`: keep warm/canonical apps at their recipe's latest version.
+// `cc-ci warm-reconcile`: keep warm/canonical apps at their recipe's latest version. Its
+// dependencies (abra, the app lock, execa) are imported in main, so `--help` loads none of them.
 import { parseArgs } from 'node:util';
 
 import { CcciError, EXIT } from '../../lib/errors.js';
-import { abraClient, abraServer } from '../host/abra.js';
-import { createLog } from '../host/log.js';
-import { parseWarmApps, warmReconcile } from '../warm.js';
-
-export const summary = 'bring warm/canonical apps to their latest version (skips apps a run holds)';
 
 export const usage = `Usage: cc-ci warm-reconcile [--apps DOMAIN,...] [--dry-run] [--json]
 
 Outside any run, with the canonical ~/.abra (ABRA_DIR is ignored): for each warm app, skip it if
 a run holds its app lock, else take the lock, fetch its recipe and deploy the latest published
-version if the app is behind. The apps come from --apps or CCCI_WARM_APPS.
+version if the app is behind.
 
-  --dry-run   say what would be upgraded, change nothing
-  --json      print the report as JSON: {upgraded: [{domain, from, to}], current: [], skipped: [{domain, reason}]}
+Options:
+  --apps DOMAIN,...  the warm apps, comma-separated (default: CCCI_WARM_APPS)
+  --dry-run          say what would be upgraded, change nothing
+  --json             print the report as JSON on stdout:
+                     {upgraded: [{domain, from, to}], current: [], skipped: [{domain, reason}]}
+  -h, --help         this help
+
+Environment:
+  CCCI_WARM_APPS     the warm apps when --apps is not given (comma-separated domains)
+  CCCI_APP_LOCK_DIR  the lock dir (default /run/lock)
+  CCCI_SERVER        the abra server (default default)
 
 Exit codes: 0 done (skips are not failures), 1 an upgrade failed, 2 bad input.`;
 
@@ -24,6 +29,11 @@ export async function main(args: string[]): Promise<number> {
     args,
     options: { apps: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
   });
+  const [{ abraClient, abraServer }, { createLog }, { parseWarmApps, warmReconcile }] = await Promise.all([
+    import('../host/abra.js'),
+    import('../host/log.js'),
+    import('../warm.js'),
+  ]);
   const domains = parseWarmApps(values.apps ?? process.env.CCCI_WARM_APPS, values.apps === undefined ? 'CCCI_WARM_APPS' : '--apps');
   delete process.env.ABRA_DIR; // outside any run: the canonical ~/.abra
   const log = values.json ? (line: string) => process.stderr.write(`${line}\n`) : createLog();
