@@ -10,7 +10,7 @@
 // module's ESM facade, which reads every export, lazy ones included, and so loads node:stream; and
 // the first console.log sets up a stdout stream. This file therefore takes node:fs with
 // process.getBuiltinModule (no facade) and prints with write(2) (./commands/output.ts).
-import { EXIT, exitCodeFor, isExpected, oneLine } from '../lib/errors.js';
+import { EXIT, InputError, exitCodeFor, isExpected, oneLine } from '../lib/errors.js';
 import { print } from './commands/output.js';
 
 const { readFileSync } = process.getBuiltinModule('node:fs');
@@ -76,23 +76,24 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     print(1, overview());
-    return name === undefined ? 2 : 0;
+    return name === undefined ? exitCodeFor(new InputError('no command given')) : EXIT.ok;
   }
   if (name === '--version' || name === '-V') {
     print(1, version());
-    return 0;
+    return EXIT.ok;
   }
   const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (entry === undefined) {
-    print(2, `cc-ci: unknown command ${JSON.stringify(name)}\n\n${overview()}`);
-    return 2;
+    const unknown = new InputError(`unknown command ${JSON.stringify(name)}`);
+    print(2, `cc-ci: ${unknown.message}\n\n${overview()}`);
+    return exitCodeFor(unknown);
   }
   const command = await entry.load();
   const dashdash = args.indexOf('--');
   const own = dashdash === -1 ? args : args.slice(0, dashdash);
   if (own.includes('--help') || own.includes('-h')) {
     print(1, command.usage);
-    return 0;
+    return EXIT.ok;
   }
   try {
     return await command.main(args);

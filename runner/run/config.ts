@@ -29,33 +29,6 @@ export interface RunConfig {
   testTimeoutMs: number;
 }
 
-export const RUN_USAGE = `Usage: cc-ci run [--recipe NAME] [--ref REF] [--pr N] [--src OWNER/REPO] [--stages LIST]
-
-Runs one recipe's CI on this swarm host: lifetime guards, a per-run ABRA_DIR, fetch, janitor,
-one deploy under the app lock, the stages, teardown, results.json. Flags override the
-environment the Drone step sets:
-
-  RECIPE            recipe name (required)
-  REF, SRC          the PR head and the repository it lives in (OWNER/REPO under CCCI_GIT_BASE);
-                    without both, the recipe is fetched with 'abra recipe fetch'
-  PR                PR number (default 0)
-  STAGES            comma-separated subset of ${STAGES.join(',')} (default: all)
-  CCCI_GIT_BASE     git host base URL (default https://git.autonomic.zone)
-  CCCI_GIT_TOKEN    token for a private PR repository (sent as a header, never logged)
-  CCCI_SERVER       abra server name (default 'default')
-  CCCI_CONVERGE_TIMEOUT_SECONDS  how long services may take to converge (default 600)
-  CCCI_DEADLINE_SECONDS          hard deadline for the whole run (default 3600)
-  CCCI_TEARDOWN_BUDGET_SECONDS   how long teardown may take after the run ends (default 600)
-  CCCI_SKIP_FETCH=1 copy the staged ~/.abra/recipes/<recipe> instead of fetching
-  CCCI_INGRESS      host:port of the reverse proxy apps answer through (default 127.0.0.1:443)
-  CCCI_INGRESS_CA   a PEM file of CA certificates trusted besides the system's, for the ingress
-  CCCI_HEALTH       on (default) or off: the HTTP health check through the ingress
-  CCCI_TESTS_DIR    the operator's tests, per recipe in <dir>/<recipe>/ (default /etc/cc-ci/tests)
-  CCCI_TEST_TIMEOUT_SECONDS      how long one hook or test may run (default 900)
-
-Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,
-142 hard deadline, 143 cancelled (SIGTERM), 130 SIGINT, 129 SIGHUP.`;
-
 function parseStages(text: string, what: string): StageName[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
   if (names.length === 0) throw new InputError(`${what} must name at least one of ${STAGES.join(',')}, got ${JSON.stringify(text)}`);
