@@ -1,12 +1,13 @@
 // App lockfiles as files: where they live, what they are named, the one shared-lock probe that says
 // whether a run holds one, and who that run is (/proc/locks). lock.ts takes and keeps the lock;
 // janitor.ts reaps behind it; `cc-ci locks` lists them. docs/concurrency.md#2-the-app-domain-lock
-import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-
 import { InputError } from './errors.js';
 import { absoluteDir, assertDomain } from './naming.js';
 import { PROBE_BUSY, PROBE_FREE, openLockFile, pathIdentity, probeLockState, readdirMatching } from './native.js';
+
+// Builtins through process.getBuiltinModule: see naming.ts.
+const { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } = process.getBuiltinModule('node:fs');
+const { dirname, join, resolve } = process.getBuiltinModule('node:path');
 
 export const DEFAULT_LOCK_DIR = '/run/lock';
 /** Lockfiles are `<dir>/<LOCKFILE_PREFIX><domain><LOCKFILE_SUFFIX>`. */

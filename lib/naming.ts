@@ -4,8 +4,10 @@
 //
 // Guarantees: every name this module builds passes its own validator; a warm/canonical app never
 // matches the run-app pattern; the reverse map only answers for names the forward map can produce.
-import { createHash } from 'node:crypto';
-import { isAbsolute } from 'node:path';
+// Builtins through process.getBuiltinModule, not an ESM import: the import builds a facade that
+// reads every export, a start-up cost every command pays (bench/README.md, `npm run bench cli`);
+// node:crypto is taken where a domain is hashed, not at start-up.
+const { isAbsolute } = process.getBuiltinModule('node:path');
 
 import { InputError, show } from './errors.js';
 
@@ -68,7 +70,7 @@ export function appDomain(recipe: string, pr: string | number, ref: string): str
     throw new InputError(`PR must be a PR number or a string, got ${show(pr)}`);
   }
   if (typeof ref !== 'string') throw new InputError(`ref must be a string, got ${show(ref)}`);
-  const digest = createHash('sha1').update(`${recipe}|${pr}|${ref}`).digest('hex');
+  const digest = process.getBuiltinModule('node:crypto').createHash('sha1').update(`${recipe}|${pr}|${ref}`).digest('hex');
   const prefix = recipe.slice(0, 4).replace(/[^a-z0-9]/g, '');
   const domain = `${prefix}-${digest.slice(0, 6)}.${baseDomain()}`;
   assertDomain(domain, 'app domain (CCCI_BASE_DOMAIN too long?)');

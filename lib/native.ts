@@ -3,12 +3,13 @@
 // readdirMatching), which make the few calls a C loop would; failures are Node-style errors
 // (`code`, `errno`, `syscall`, `path`).
 // The only JS logic here is flockWait's cancellation plumbing (AbortSignal, timeout).
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
 import { CcciError } from './errors.js';
+
+// Builtins through process.getBuiltinModule: see naming.ts.
+const { existsSync } = process.getBuiltinModule('node:fs');
+const { createRequire } = process.getBuiltinModule('node:module');
+const { dirname, join } = process.getBuiltinModule('node:path');
+const { fileURLToPath } = process.getBuiltinModule('node:url');
 
 /** `{dev, ino}` of a file, as bigint: an inode number can exceed 2^53. */
 export interface FileIdentity {
@@ -128,7 +129,11 @@ function packageRoot(): string {
 }
 
 const require = createRequire(import.meta.url);
-const binding = (require('node-gyp-build') as (dir: string) => Binding)(packageRoot());
+// The local build when there is one (what node-gyp-build picks first, without loading it and
+// scanning for prebuilds); else node-gyp-build finds the prebuild.
+const root = packageRoot();
+const built = join(root, 'build', 'Release', 'cc_ci.node');
+const binding = (existsSync(built) ? require(built) : (require('node-gyp-build') as (dir: string) => Binding)(root)) as Binding;
 
 export const {
   LOCK_SH,
