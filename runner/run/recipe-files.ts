@@ -236,7 +236,7 @@ function loadCompose(file: string, label: string, env: EnvVars): Obj {
     throw badInput(file, label, path ? `${path} ${why}` : why);
   };
   const raw = loadYaml(readText(file, label), file, label) ?? {};
-  if (!isObj(raw)) fail('', `must be a mapping of services, networks, ..., got ${show(raw)}`);
+  if (!isObj(raw)) fail('', `the file must be a mapping of services, networks, ..., got ${show(raw)}`);
   const doc = interpolateTree(raw, env, '', fail) as Obj;
   const services = mapOrEmpty(doc.services, 'services', fail);
   const normalized = Object.entries(services).map(([name, service]) => [name, normalizeService(service, `services.${name}`, fail)]);
