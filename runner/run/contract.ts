@@ -150,7 +150,9 @@ function deps(reader: Reader, value: unknown): DepContract[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Writing the contract's env into an app's .env.
+// Writing the contract's env into an app's .env. abra reads that file with godotenv, so a value's
+// extent is what godotenv takes it to be: a quoted value ends at the first unescaped same quote,
+// lines on if need be; an unquoted one before ` #` or the line's end.
 
 /** A definition's value in an env file: where it starts and ends (an inline comment after it is kept). */
 interface Span {
@@ -161,39 +163,58 @@ interface Span {
 
 const DEFINITION = /^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*/;
 
-/** Every uncommented `KEY=` definition's value span, skipping lines inside a multi-line quoted value. */
-function definitions(text: string): Span[] {
+/**
+ * Every uncommented `KEY=` definition's value span, skipping lines inside a multi-line quoted
+ * value. A quoted value left open, or followed by more than a comment, is bad input (godotenv
+ * refuses the file too), named by `file` and line.
+ */
+function definitions(text: string, file: string): Span[] {
   const spans: Span[] = [];
-  let at = 0;
-  while (at < text.length) {
+  for (let at = 0; at < text.length; at = nextLine(text, at)) {
     const lineEnd = endOfLine(text, at);
     const match = DEFINITION.exec(text.slice(at, lineEnd));
-    if (!match) {
-      at = lineEnd + 1;
-      continue;
-    }
-    const start = at + match[0].length;
-    const end = valueEnd(text, start, lineEnd);
-    spans.push({ key: match[1]!, start, end });
-    at = endOfLine(text, end) + 1;
+    if (!match) continue;
+    const key = match[1]!;
+    // `KEY= # note` is an empty value and a comment: the value goes right after the `=`.
+    const comment = text[at + match[0].length] === '#';
+    const start = at + (comment ? match[0].trimEnd() : match[0]).length;
+    const end = comment ? start : valueEnd(text, start, lineEnd);
+    if (end === null) throw envFileError(text, file, start, `the quoted value of ${key} is never closed`);
+    const rest = text.slice(end, endOfLine(text, end));
+    if (!/^[ \t]*(#.*)?$/.test(rest)) throw envFileError(text, file, end, `unexpected text after the value of ${key}`);
+    spans.push({ key, start, end });
+    at = end; // a multi-line value's last line is where the next line starts from
   }
   return spans;
 }
 
-function endOfLine(text: string, from: number): number {
-  const newline = text.indexOf('\n', from);
-  const end = newline < 0 ? text.length : newline;
-  return end > from && text[end - 1] === '\r' ? end - 1 : end;
+function envFileError(text: string, file: string, offset: number, why: string): InputError {
+  const line = text.slice(0, offset).split(/\r\n|\r|\n/).length;
+  return new InputError(`${file}: line ${line}: ${why}`);
 }
 
-/** Where a value starting at `start` ends: its closing quote (maybe lines on), or before ` #` or the line's end. */
-function valueEnd(text: string, start: number, lineEnd: number): number {
+// A line ends at \n, \r\n or a lone \r: dotenv and godotenv both take a lone \r as a line break.
+
+/** The end of the line `from` is on, before its line break. */
+function endOfLine(text: string, from: number): number {
+  const found = text.slice(from).search(/[\r\n]/);
+  return found < 0 ? text.length : from + found;
+}
+
+/** Where the line after the one `from` is on starts. */
+function nextLine(text: string, from: number): number {
+  const end = endOfLine(text, from);
+  return end + (text.startsWith('\r\n', end) ? 2 : 1);
+}
+
+/** Where a value starting at `start` ends: past its closing quote (null: none), else before ` #` or the line's end. */
+function valueEnd(text: string, start: number, lineEnd: number): number | null {
   const quote = text[start];
   if (quote === '"' || quote === "'" || quote === '`') {
     for (let i = start + 1; i < text.length; i++) {
-      if (quote === '"' && text[i] === '\\') i++;
-      else if (text[i] === quote) return i + 1;
+      if (text[i] === quote && text[i - 1] !== '\\') return i + 1;
     }
+    return null;
   }
   const line = text.slice(start, lineEnd);
   const comment = line.search(/[ \t]#/);
@@ -203,36 +224,45 @@ function valueEnd(text: string, start: number, lineEnd: number): number {
 /**
  * `value` as an .env file writes it so that abra (godotenv) and dotenv both read it back as is:
  * bare when it is plain, else single-quoted (literal for both); with a `'` in it, double-quoted,
- * which both read literally only without `"`, `\`, `$` or a backtick.
+ * which both read literally only without `"`, `\`, `$` or a backtick. A value neither fits (a `'`
+ * and one of those, or a trailing `\`, which would escape the closing quote) is bad input.
  */
 export function envValue(key: string, value: string): string {
   if (/^[A-Za-z0-9_./:@%+,=-]*$/.test(value)) return value;
-  if (!value.includes("'")) return `'${value}'`;
+  if (!value.includes("'") && !value.endsWith('\\')) return `'${value}'`;
   if (!/["\\$`]/.test(value)) return `"${value}"`;
   throw new InputError(
-    `env.${key}: a value with both ' and one of " \\ $ \` cannot be written to an .env file so that abra reads it back as is: ${show(value)}`,
+    `env.${key}: ${show(value)} cannot be written to an .env file so that abra reads it back as is (it has a ' and one of " \\ $ \`, or ends in \\)`,
   );
 }
 
 /**
  * An app's .env text with each `KEY=value` of `keys` set: an existing uncommented definition's
  * value is replaced (every one, so whichever a reader takes is this one; an inline comment after
- * it stays), else a line is appended. Everything else is kept byte for byte.
+ * it stays), else a line is appended. Everything else is kept byte for byte. `file` names the
+ * text in errors: a key or value that cannot be one .env line, or a malformed quoted value.
  */
-export function applyEnvKeys(envFileText: string, keys: Record<string, string>): string {
+export function applyEnvKeys(envFileText: string, keys: Record<string, string>, file = '.env'): string {
+  const written = new Map(
+    Object.entries(keys).map(([key, value]) => {
+      if (!ENV_KEY.test(key)) throw new InputError(`env: ${show(key)} is not a variable name`);
+      if (typeof value !== 'string' || /[\n\r\0]/.test(value))
+        throw new InputError(`env.${key}: must be one line of text, got ${show(value)}`);
+      return [key, envValue(key, value)];
+    }),
+  );
+  const spans = definitions(envFileText, file);
   let text = envFileText;
-  for (const [key, value] of Object.entries(keys)) {
-    if (!ENV_KEY.test(key)) throw new InputError(`env: ${show(key)} is not a variable name`);
-    if (typeof value !== 'string' || /[\n\r\0]/.test(value))
-      throw new InputError(`env.${key}: must be one line of text, got ${show(value)}`);
-    const written = envValue(key, value);
-    const spans = definitions(text).filter((span) => span.key === key);
-    if (spans.length === 0) {
-      const newline = text.includes('\r\n') ? '\r\n' : '\n';
-      text += `${text === '' || text.endsWith('\n') ? '' : newline}${key}=${written}${newline}`;
-      continue;
-    }
-    for (const span of spans.reverse()) text = text.slice(0, span.start) + written + text.slice(span.end);
+  for (const { key, start, end } of spans.reverse()) {
+    const value = written.get(key);
+    // A comment right after the value would read as part of it once there is one: space it off.
+    if (value !== undefined) text = text.slice(0, start) + value + (text[end] === '#' && value !== '' ? ' ' : '') + text.slice(end);
+  }
+  const defined = new Set(spans.map(({ key }) => key));
+  const newline = text.includes('\r\n') ? '\r\n' : '\n';
+  for (const [key, value] of written) {
+    if (defined.has(key)) continue;
+    text += `${text === '' || /[\r\n]$/.test(text) ? '' : newline}${key}=${value}${newline}`;
   }
   return text;
 }

@@ -295,6 +295,8 @@ describe('applyEnvKeys', () => {
     }
     expect(applyEnvKeys('', { A: 'two words', B: '$X', C: "it's", D: 'x' })).toBe("A='two words'\nB='$X'\nC=\"it's\"\nD=x\n");
     expect(() => applyEnvKeys('', { A: `it's $HOME` })).toThrow(InputError);
+    // A trailing backslash would escape the closing quote.
+    expect(() => applyEnvKeys('', { A: 'C:\\dir\\' })).toThrow(InputError);
   });
 
   it('keeps the file’s line endings and a missing final newline', () => {
@@ -302,6 +304,25 @@ describe('applyEnvKeys', () => {
     expect(applyEnvKeys('A=1\r\nB=2\r\n', { A: '3', C: '4' })).toBe('A=3\r\nB=2\r\nC=4\r\n');
     expect(applyEnvKeys('', {})).toBe('');
     expect(applyEnvKeys('A=1\n# x\n', {})).toBe('A=1\n# x\n');
+  });
+
+  it('an empty value before a comment gets the new value before the comment', () => {
+    expect(applyEnvKeys('A= # length=32\nB=#x\n', { A: 'v2', B: 'y' })).toBe('A=v2 # length=32\nB=y #x\n');
+    expect(applyEnvKeys('A=v1 # length=32\n', { A: '' })).toBe('A= # length=32\n');
+    expect(parseEnv(applyEnvKeys('A= # length=32\n', { A: 'v2' })).A).toBe('v2');
+  });
+
+  it('a malformed quoted value is refused with the file and line, as abra refuses it', () => {
+    expect(() => applyEnvKeys('A=1\nB="open\nC=2\n', { C: '3' }, '/app/.env')).toThrow(
+      /^\/app\/\.env: line 2: the quoted value of B is never closed$/,
+    );
+    expect(() => applyEnvKeys("A='x'y\n", { B: '1' })).toThrow(/^\.env: line 1: unexpected text after the value of A$/);
+    expect(() => applyEnvKeys('A="x\\"\n', { B: '1' })).toThrow(InputError);
+  });
+
+  it('a lone CR ends a line, as both readers take it', () => {
+    expect(applyEnvKeys('A=1\rB=2', { B: '3', C: '4' })).toBe('A=1\rB=3\nC=4\n');
+    expect(applyEnvKeys('A=1\r', { C: '4' })).toBe('A=1\rC=4\n');
   });
 
   it('refuses a key or value that cannot be one line of an .env', () => {
