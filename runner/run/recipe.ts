@@ -1,6 +1,6 @@
 // The recipe under test: fetching it into the run's own tree, its published versions, what it
 // declares (secrets, backups), and the snapshot of its own tests taken at fetch time.
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 import { canonicalAbraDir, recipeDir } from '../../lib/abra-dir.js';
@@ -8,6 +8,7 @@ import { InputError } from '../../lib/errors.js';
 import type { Abra } from '../host/abra.js';
 import { exec } from '../host/exec.js';
 import type { Log } from '../host/log.js';
+import { readRecipe } from './recipe-files.js';
 
 export interface FetchOptions {
   recipe: string;
@@ -84,20 +85,15 @@ export async function previousVersion(dir: string, head: string): Promise<string
   return tags.length > 1 ? tags[tags.length - 2]! : null;
 }
 
-function composeText(dir: string): string {
-  return readdirSync(dir)
-    .filter((file) => /^compose.*\.ya?ml$/.test(file))
-    .map((file) => readFileSync(join(dir, file), 'utf8'))
-    .join('\n');
-}
-
-/** The recipe declares docker secrets (abra generates them at `app new --secrets`). */
+/**
+ * The recipe declares docker secrets (abra generates them at `app new --secrets`): its .env.sample
+ * has SECRET_*_VERSION keys, or its compose files declare secrets.
+ */
 export function declaresSecrets(dir: string): boolean {
-  const sample = join(dir, '.env.sample');
-  return existsSync(sample) && /^\s*SECRET_\w+_VERSION=/m.test(readFileSync(sample, 'utf8'));
+  return readRecipe(dir).declaresSecrets;
 }
 
-/** The recipe opts in to backups with a `backupbot.backup: true` label. */
+/** The recipe opts in to backups: some service's deploy.labels has `backupbot.backup: true`. */
 export function backupCapable(dir: string): boolean {
-  return /backupbot\.backup\b[^\n]*\btrue\b/i.test(composeText(dir));
+  return readRecipe(dir).backupCapable;
 }

@@ -1,7 +1,7 @@
 // A seeded fuzz pass over every parser and validator at cc-ci's boundaries (issue 6 item 6,
 // SPEC §5): `abra app ls --machine` JSON, `docker service ls` names and replicas, /proc/locks,
-// the domain/recipe validators, the run-app naming both ways, the run's flags + environment, and
-// lockPath. Each target gets thousands of mutated-valid and random inputs and must either answer
+// the domain/recipe validators, the run-app naming both ways, the run's flags + environment,
+// lockPath, a recipe's ccci.yml (and its env written into an .env) and compose interpolation. Each target gets thousands of mutated-valid and random inputs and must either answer
 // with something that satisfies an independent oracle, or fail with the documented error: an
 // InputError (or, for docker output, a plain Error) whose one-line message names the input. Never
 // an unhandled TypeError, never a lockfile path outside the lock dir, never an accepted domain
@@ -18,6 +18,8 @@ import { domainOfLockfile, lockDir, lockPath, parseProcLocks } from '../../lib/l
 import { InputError } from '../../lib/errors.js';
 import { appDomain, assertDomain, assertRecipe, domainFromServiceName, isRunApp, stackName } from '../../lib/naming.js';
 import { parseRunConfig } from '../../runner/run/config.js';
+import { applyEnvKeys, type CcciContract, parseCcciYml } from '../../runner/run/contract.js';
+import { interpolate, parseEnv } from '../../runner/run/recipe-files.js';
 import { domainsOfServices, parseAbraAppLs } from '../../runner/host/discovery.js';
 import { parseReplicas } from '../../runner/host/docker.js';
 import { STAGES } from '../../runner/run/stages.js';
@@ -55,7 +57,11 @@ beforeAll(() => {
 afterAll(() => {
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const ms = Math.round(performance.now() - started);
-  console.log(`fuzz: seed ${SEED}: ${total} cases in ${ms} ms — ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `fuzz: seed ${SEED}: ${total} cases in ${ms} ms — ${Object.entries(counts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -76,6 +82,35 @@ function recipeOk(recipe: unknown): boolean {
   if (typeof recipe !== 'string' || recipe.length === 0 || recipe.length > 100) return false;
   for (const ch of recipe) if (!'abcdefghijklmnopqrstuvwxyz0123456789-_'.includes(ch)) return false;
   return recipe[0] !== '-' && recipe[0] !== '_';
+}
+
+/** What an accepted ccci.yml must give, checked against the schema rather than contract.ts. */
+function contractOk(contract: CcciContract): string | null {
+  const { health, env, deps } = contract;
+  const keys = (value: object): string => Object.keys(value).sort().join(',');
+  if (keys(contract) !== 'deps,env,health' || keys(health) !== 'path,status,timeoutSeconds') return `shape ${JSON.stringify(contract)}`;
+  if (typeof health.path !== 'string' || !health.path.startsWith('/')) return `health.path ${JSON.stringify(health.path)}`;
+  if (
+    health.status !== null &&
+    (!Array.isArray(health.status) ||
+      health.status.length === 0 ||
+      !health.status.every((s) => Number.isInteger(s) && s >= 100 && s <= 599))
+  ) {
+    return `health.status ${JSON.stringify(health.status)}`;
+  }
+  if (!Number.isInteger(health.timeoutSeconds) || health.timeoutSeconds < 1 || health.timeoutSeconds > 3600)
+    return `health.timeoutSeconds ${health.timeoutSeconds}`;
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || typeof value !== 'string' || /[\n\r\0]/.test(value))
+      return `env ${JSON.stringify([key, value])}`;
+  }
+  if (!Array.isArray(deps) || new Set(deps.map((d) => d.recipe)).size !== deps.length) return `deps ${JSON.stringify(deps)}`;
+  for (const dep of deps) {
+    if (!recipeOk(dep.recipe) || !['recipe', 'recipe,version'].includes(keys(dep))) return `dep ${JSON.stringify(dep)}`;
+    if (dep.version !== undefined && (typeof dep.version !== 'string' || dep.version === '' || /\s/.test(dep.version)))
+      return `dep ${JSON.stringify(dep)}`;
+  }
+  return null;
 }
 
 // How the validators show a bad input: strings quoted, numbers as themselves (NaN, Infinity too).
@@ -104,7 +139,12 @@ function accepts(target: string, input: unknown, fn: (input: unknown) => void): 
   }
 }
 
-function expectClearError(error: unknown, target: string, input: unknown, options: { plain?: boolean; parseArgs?: boolean; names?: string } = {}): void {
+function expectClearError(
+  error: unknown,
+  target: string,
+  input: unknown,
+  options: { plain?: boolean; parseArgs?: boolean; names?: string } = {},
+): void {
   const where = `${target}(${shown(input).slice(0, 300)})`;
   if (!(error instanceof Error)) throw new Error(`${where} threw a non-Error: ${String(error)}`);
   const parseArgsError = options.parseArgs === true && String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
@@ -119,7 +159,8 @@ function expectClearError(error: unknown, target: string, input: unknown, option
   if (error.message.includes('\n')) throw new Error(`${where}: the error message is not one clear line: ${JSON.stringify(error.message)}`);
   const name = options.names ?? shown(input);
   const head = name.slice(0, 40);
-  if (!error.message.includes(head)) throw new Error(`${where}: the message does not name the input (${head}): ${error.message.slice(0, 400)}`);
+  if (!error.message.includes(head))
+    throw new Error(`${where}: the message does not name the input (${head}): ${error.message.slice(0, 400)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,7 +219,11 @@ function jsonValue(rng: Random, depth: number, strings: () => string): unknown {
     default: {
       const obj: Record<string, unknown> = {};
       for (let i = rng.int(0, 4); i > 0; i--) {
-        obj[rng.pick(['apps', 'appName', 'domain', 'server', 'default', 'recipe', '__proto__', 'constructor', strings()])] = jsonValue(rng, depth - 1, strings);
+        obj[rng.pick(['apps', 'appName', 'domain', 'server', 'default', 'recipe', '__proto__', 'constructor', strings()])] = jsonValue(
+          rng,
+          depth - 1,
+          strings,
+        );
       }
       return obj;
     }
@@ -220,7 +265,14 @@ function abraAppLsSample(rng: Random, b: string): string {
         upgrade: 'unknown',
       };
     });
-    servers[rng.pick(['default', 'local', 'server.example'])] = { apps, appCount: apps.length, versionCount: 0, unversionedCount: 0, latestCount: 0, upgradeCount: 0 };
+    servers[rng.pick(['default', 'local', 'server.example'])] = {
+      apps,
+      appCount: apps.length,
+      versionCount: 0,
+      unversionedCount: 0,
+      latestCount: 0,
+      upgradeCount: 0,
+    };
   }
   return rng.chance(0.2) ? JSON.stringify(Object.values(servers).flatMap((s) => (s as { apps: unknown[] }).apps)) : JSON.stringify(servers);
 }
@@ -238,7 +290,9 @@ function serviceLines(rng: Random, b: string): string {
 function replicaLines(rng: Random): string {
   const lines: string[] = [];
   for (let i = rng.int(0, 6); i > 0; i--) {
-    lines.push(`${validDomain(rng, 1).replaceAll('.', '_')}_app ${rng.int(0, 5)}/${rng.int(0, 5)}${rng.chance(0.2) ? ' (max 1 per node)' : ''}`);
+    lines.push(
+      `${validDomain(rng, 1).replaceAll('.', '_')}_app ${rng.int(0, 5)}/${rng.int(0, 5)}${rng.chance(0.2) ? ' (max 1 per node)' : ''}`,
+    );
   }
   return lines.join('\n');
 }
@@ -254,6 +308,96 @@ function procLocksSample(rng: Random): string {
     lines.push(`${rng.int(1, 99)}: ${waiter}${kind}  ${mode}  ${type} ${rng.int(1, 4_194_304)} ${dev}:${rng.int(1, 2 ** 40)} 0 EOF`);
   }
   return lines.join('\n');
+}
+
+/** A ccci.yml as a recipe would write it: block or flow style, comments, sometimes an anchor. */
+function ccciYmlSample(rng: Random): string {
+  const lines: string[] = [];
+  if (rng.chance(0.2)) lines.push('# what cc-ci checks');
+  if (rng.chance(0.7)) {
+    lines.push('health:');
+    if (rng.chance(0.7)) lines.push(`  path: ${rng.pick(['/', '/health', '"/x?y=1"', '/a/b', "'/'"])}`);
+    if (rng.chance(0.5))
+      lines.push(
+        `  status: [${Array.from({ length: rng.int(1, 3) }, () => rng.pick([200, 204, 302, 401, rng.int(100, 599)])).join(', ')}]`,
+      );
+    if (rng.chance(0.5)) lines.push(`  timeoutSeconds: ${rng.pick([1, 60, 300, 3600, rng.int(1, 3600)])}`);
+  }
+  if (rng.chance(0.6)) {
+    lines.push(rng.chance(0.2) ? 'env: &env' : 'env:');
+    for (let i = rng.int(0, 4); i > 0; i--) {
+      const value = rng.pick([
+        '1',
+        'true',
+        'hello',
+        '"two words"',
+        "'it''s'",
+        'ci@example.org',
+        '""',
+        '"$HOME"',
+        `"${rng.string("ab $#:'`", rng.int(0, 8))}"`,
+      ]);
+      lines.push(`  ${rng.pick(['A', 'DOMAIN', 'X_1', '_Y', 'ADMIN_EMAIL'])}${i}: ${value}`);
+    }
+  }
+  if (rng.chance(0.5)) {
+    lines.push('deps:');
+    for (let i = rng.int(0, 3); i > 0; i--) {
+      const recipe = `${rng.pick(['mariadb', 'redis', 'a', 'x_y-z'])}${i}`;
+      if (rng.chance(0.3)) lines.push(`  - {recipe: ${recipe}${rng.chance(0.5) ? ', version: "1.2.0+3"' : ''}}`);
+      else lines.push(`  - recipe: ${recipe}`, ...(rng.chance(0.5) ? [`    version: ${rng.pick(['"1.0.0+2.3"', 'main', "'v2'"])}`] : []));
+    }
+  }
+  return lines.join('\n');
+}
+
+/** A ccci.yml as JSON (which is YAML) of the contract's keys, each of the right type or not. */
+function ccciJsonSample(rng: Random): string {
+  const junk = (): unknown => jsonValue(rng, 2, () => anyString(rng, 12));
+  const maybe = (good: () => unknown): unknown => (rng.chance(0.7) ? good() : junk());
+  const obj: Record<string, unknown> = {};
+  if (rng.chance(0.7)) {
+    obj.health = maybe(() => {
+      const health: Record<string, unknown> = {};
+      if (rng.chance(0.6)) health.path = maybe(() => rng.pick(['/', '/up', 'up', '']));
+      if (rng.chance(0.6)) health.status = maybe(() => Array.from({ length: rng.int(0, 3) }, () => rng.int(50, 650)));
+      if (rng.chance(0.6)) health.timeoutSeconds = maybe(() => rng.pick([0, 1, 3600, 3601, 1.5, -1, '60', rng.int(1, 4000)]));
+      if (rng.chance(0.05)) health[rng.pick(['timeout', 'Path', ''])] = 1;
+      return health;
+    });
+  }
+  if (rng.chance(0.6))
+    obj.env = maybe(() =>
+      Object.fromEntries(Array.from({ length: rng.int(0, 4) }, () => [rng.pick(['A', 'B_2', '1X', 'a-b', '']), junk()])),
+    );
+  if (rng.chance(0.5))
+    obj.deps = maybe(() =>
+      Array.from({ length: rng.int(0, 3) }, () => ({ recipe: maybe(() => rng.pick(['a', 'b', 'A', '../x'])), version: junk() })),
+    );
+  if (rng.chance(0.05)) obj[rng.pick(['healthcheck', 'Env', 'dep'])] = junk();
+  return JSON.stringify(obj, null, rng.chance(0.5) ? 2 : undefined);
+}
+
+/** An app's .env as abra writes one: comments, blank lines, export, quoted and commented values. */
+function envFileSample(rng: Random): string {
+  const lines: string[] = [];
+  for (let i = rng.int(0, 8); i > 0; i--) {
+    const key = rng.pick(['A1', 'DOMAIN1', 'X_11', 'TYPE', 'SECRET_DB_VERSION']);
+    lines.push(
+      rng.pick([
+        `# ${key}=commented`,
+        '',
+        `${key}=${rng.string('abc123._-', rng.int(0, 6))}`,
+        `export ${key}=v`,
+        `${key}="two words" # note`,
+        `${key}='single'`,
+        `${key}=v1 # length=32`,
+        `  ${key} = spaced`,
+        `${key}="multi\n${key}=line"`,
+      ]),
+    );
+  }
+  return lines.join(rng.chance(0.1) ? '\r\n' : '\n') + (rng.chance(0.7) ? '\n' : '');
 }
 
 /** `count` inputs: a fraction valid, most mutated from valid ones, some random. */
@@ -272,8 +416,14 @@ describe(`parser fuzz (seed ${SEED})`, () => {
   it('parseAbraAppLs: a list of non-empty names, or an InputError naming the output', () => {
     const rng = rngFor('parseAbraAppLs');
     const b = base(rng);
-    const structured = (): string => JSON.stringify(jsonValue(rng, 4, () => (rng.chance(0.5) ? runAppDomain(rng, 'x.example') : anyString(rng, 20))));
-    for (const input of inputs(rng, N(4000), () => abraAppLsSample(rng, b), () => (rng.chance(0.6) ? structured() : anyString(rng, 300)))) {
+    const structured = (): string =>
+      JSON.stringify(jsonValue(rng, 4, () => (rng.chance(0.5) ? runAppDomain(rng, 'x.example') : anyString(rng, 20))));
+    for (const input of inputs(
+      rng,
+      N(4000),
+      () => abraAppLsSample(rng, b),
+      () => (rng.chance(0.6) ? structured() : anyString(rng, 300)),
+    )) {
       count('parseAbraAppLs');
       let names: string[];
       try {
@@ -310,7 +460,11 @@ describe(`parser fuzz (seed ${SEED})`, () => {
     const rng = rngFor('domainsOfServices');
     for (let i = 0; i < N(3000); i++) {
       const b = base(rng);
-      const input = rng.chance(0.15) ? serviceLines(rng, validDomain(rng, 2, 6)) : rng.chance(0.8) ? mutate(rng, serviceLines(rng, b)) : anyString(rng, 200);
+      const input = rng.chance(0.15)
+        ? serviceLines(rng, validDomain(rng, 2, 6))
+        : rng.chance(0.8)
+          ? mutate(rng, serviceLines(rng, b))
+          : anyString(rng, 200);
       count('domainsOfServices');
       let domains: string[];
       try {
@@ -318,14 +472,19 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       } catch (error) {
         // Only a base domain that is itself bad (or too long to make a run app) may be refused.
         expectClearError(error, 'domainsOfServices', input, { names: '' });
-        expect(domainOk(b) && `x-000000.${b}`.length <= 253, `a valid base ${b} made domainsOfServices throw: ${String(error)}`).toBe(false);
+        expect(domainOk(b) && `x-000000.${b}`.length <= 253, `a valid base ${b} made domainsOfServices throw: ${String(error)}`).toBe(
+          false,
+        );
         continue;
       }
       const lines = input.split('\n').map((line) => line.trim());
       for (const domain of domains) {
         expect(domainOk(domain), domain).toBe(true);
         expect(isRunApp(domain, b), `${domain} (base ${b})`).toBe(true);
-        expect(lines.some((line) => line.startsWith(`${stackName(domain)}_`)), `${domain} from ${JSON.stringify(input)}`).toBe(true);
+        expect(
+          lines.some((line) => line.startsWith(`${stackName(domain)}_`)),
+          `${domain} from ${JSON.stringify(input)}`,
+        ).toBe(true);
       }
     }
     // And every run app a run can create is found again from its services.
@@ -376,9 +535,7 @@ describe(`parser fuzz (seed ${SEED})`, () => {
         // (A pid past 2^53 loses precision, harmlessly: the kernel's pid_max is 2^22.)
         expect(Number.isInteger(pid) && pid > 0, `${JSON.stringify(input)}: pid ${pid}`).toBe(true);
         // The key came from a granted (not "->" waiting) FLOCK line of the input.
-        const granted = input
-          .split('\n')
-          .filter((l) => new RegExp(`\\s\\d+\\s+${key}\\s`).test(l) && /^\d+:\s+FLOCK\s/.test(l));
+        const granted = input.split('\n').filter((l) => new RegExp(`\\s\\d+\\s+${key}\\s`).test(l) && /^\d+:\s+FLOCK\s/.test(l));
         expect(granted.length > 0, `${key} -> ${pid} from ${JSON.stringify(input)}`).toBe(true);
       }
     }
@@ -398,7 +555,10 @@ describe(`parser fuzz (seed ${SEED})`, () => {
     for (const input of inputs(rng, N(6000), () => validDomain(rng, rng.int(1, 6), rng.chance(0.1) ? 63 : 12))) check(input);
     // Around the length limits exactly.
     for (let i = 0; i < N(500); i++) {
-      const long = Array.from({ length: 5 }, () => label(rng, 63)).join('.').slice(0, rng.int(240, 260)).replace(/[.-]+$/, '');
+      const long = Array.from({ length: 5 }, () => label(rng, 63))
+        .join('.')
+        .slice(0, rng.int(240, 260))
+        .replace(/[.-]+$/, '');
       check(long);
       check(`${label(rng, 10)}.${rng.string('abc', rng.int(62, 64))}`);
     }
@@ -428,7 +588,8 @@ describe(`parser fuzz (seed ${SEED})`, () => {
   it('assertRecipe: 1-100 of a-z 0-9 - _ starting alphanumeric, never a path character', () => {
     const rng = rngFor('assertRecipe');
     const valid = (): string =>
-      rng.string('abcdefghijklmnopqrstuvwxyz0123456789', 1) + rng.string('abcdefghijklmnopqrstuvwxyz0123456789-_', rng.int(0, rng.chance(0.1) ? 100 : 20));
+      rng.string('abcdefghijklmnopqrstuvwxyz0123456789', 1) +
+      rng.string('abcdefghijklmnopqrstuvwxyz0123456789-_', rng.int(0, rng.chance(0.1) ? 100 : 20));
     for (const input of inputs(rng, N(5000), valid)) {
       count('assertRecipe');
       const accepted = accepts('assertRecipe', input, assertRecipe);
@@ -463,7 +624,11 @@ describe(`parser fuzz (seed ${SEED})`, () => {
         const which = !recipeOk(r) ? shown(r) : prBad ? shown(pr) : domainOk(effective) ? '' : shown(effective);
         expectClearError(error, 'appDomain', [r, pr, ref, effective], { names: which });
         // Refused only for a bad recipe, a bad PR number, or a bad/too-long base.
-        const fine = recipeOk(r) && domainOk(effective) && effective.length <= 253 - 12 && (typeof pr === 'string' || (Number.isSafeInteger(pr) && pr >= 0));
+        const fine =
+          recipeOk(r) &&
+          domainOk(effective) &&
+          effective.length <= 253 - 12 &&
+          (typeof pr === 'string' || (Number.isSafeInteger(pr) && pr >= 0));
         expect(fine, `appDomain(${shown([r, pr, ref])}) with base ${effective} refused: ${String(error)}`).toBe(false);
         continue;
       }
@@ -485,7 +650,11 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       ref: () => rng.pick(['main', 'refs/pull/7/head', 'v1.2.3+4.5', rng.string('0123456789abcdef', 40), 'feature/x_y']),
       pr: () => String(rng.int(0, 999_999_999)),
       src: () => rng.pick(['coop-cloud/keycloak', 'a/b', 'Owner.x/Repo-1_2']),
-      stages: () => rng.shuffle(STAGES).slice(0, rng.int(1, STAGES.length)).join(rng.pick([',', ', ', ',,'])),
+      stages: () =>
+        rng
+          .shuffle(STAGES)
+          .slice(0, rng.int(1, STAGES.length))
+          .join(rng.pick([',', ', ', ',,'])),
     };
     const envNames: Record<string, string> = { recipe: 'RECIPE', ref: 'REF', pr: 'PR', src: 'SRC', stages: 'STAGES' };
     for (let i = 0; i < N(4000); i++) {
@@ -519,7 +688,11 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       }
       if (config.src !== null) expect(config.src, where).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/);
       expect(config.src === null || !config.src.split('/').some((part) => part === '..' || part === '.'), where).toBe(true);
-      expect(config.stages.length > 0 && config.stages.every((s, k) => STAGES.indexOf(s) > (k === 0 ? -1 : STAGES.indexOf(config.stages[k - 1]!))), where).toBe(true);
+      expect(
+        config.stages.length > 0 &&
+          config.stages.every((s, k) => STAGES.indexOf(s) > (k === 0 ? -1 : STAGES.indexOf(config.stages[k - 1]!))),
+        where,
+      ).toBe(true);
       expect(Number.isSafeInteger(config.convergeTimeoutMs) && config.convergeTimeoutMs > 0, where).toBe(true);
       expect(config.server, where).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
       expect(config.server.includes('..'), where).toBe(false);
@@ -542,7 +715,10 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       ['positional'],
     ];
     while (cases.length < 9) {
-      const args = [rng.pick(['--pr', '--ref', '--stages', '--src', '--recipe']), mutate(rng, rng.pick(['-1', '7', 'main', 'a/b', 'install']))];
+      const args = [
+        rng.pick(['--pr', '--ref', '--stages', '--src', '--recipe']),
+        mutate(rng, rng.pick(['-1', '7', 'main', 'a/b', 'install'])),
+      ];
       try {
         parseRunConfig(args, { RECIPE: 'ccci-demo' });
       } catch {
@@ -553,13 +729,101 @@ describe(`parser fuzz (seed ${SEED})`, () => {
       cases.map(async (args) => {
         count('cli');
         const env = { PATH: process.env.PATH, HOME: '/nonexistent', RECIPE: 'ccci-demo', CCCI_RUNS_DIR: '/nonexistent/runs' };
-        const { exitCode, stdout, stderr } = await execa(process.execPath, [CLI, 'run', ...args], { env, extendEnv: false, reject: false, timeout: 20_000 });
+        const { exitCode, stdout, stderr } = await execa(process.execPath, [CLI, 'run', ...args], {
+          env,
+          extendEnv: false,
+          reject: false,
+          timeout: 20_000,
+        });
         expect(exitCode, `${JSON.stringify(args)}: ${stderr}`).toBe(2);
         expect(stdout, JSON.stringify(args)).toBe('');
         expect(stderr.replace(/\n$/, '').split('\n'), JSON.stringify(args)).toHaveLength(1);
         expect(stderr).toMatch(/^cc-ci run: \S/);
       }),
     );
+  });
+
+  it('parseCcciYml: a contract that satisfies the schema, or a one-line InputError naming the file', () => {
+    const rng = rngFor('parseCcciYml');
+    const file = '/fuzz/recipe/ccci.yml';
+    const random = (): string => (rng.chance(0.5) ? ccciJsonSample(rng) : anyString(rng, 200));
+    for (const input of inputs(rng, N(4000), () => (rng.chance(0.6) ? ccciYmlSample(rng) : ccciJsonSample(rng)), random)) {
+      count('parseCcciYml');
+      let contract: CcciContract;
+      try {
+        contract = parseCcciYml(input, file);
+      } catch (error) {
+        expectClearError(error, 'parseCcciYml', input, { names: 'ccci.yml: ' });
+        expect(
+          (error as Error).message.startsWith('ccci.yml: ') && (error as Error).message.endsWith(` (${file})`),
+          (error as Error).message,
+        ).toBe(true);
+        continue;
+      }
+      const wrong = contractOk(contract);
+      expect(wrong, `parseCcciYml(${JSON.stringify(input)}) accepted a bad ${wrong}`).toBeNull();
+    }
+  });
+
+  it('applyEnvKeys: what a contract sets reads back as set, every other variable as before; idempotent on any text', () => {
+    const rng = rngFor('applyEnvKeys');
+    for (let i = 0; i < N(3000); i++) {
+      count('applyEnvKeys');
+      // dotenv, the reader here, and godotenv, abra's, part ways only on malformed files: mutated
+      // ones are checked for idempotence and clear refusals, well-formed ones are read back.
+      const wellFormed = rng.chance(0.7);
+      const text = wellFormed ? envFileSample(rng) : mutate(rng, envFileSample(rng));
+      let keys: Record<string, string>;
+      try {
+        keys = parseCcciYml(rng.chance(0.8) ? ccciYmlSample(rng) : ccciJsonSample(rng), 'ccci.yml').env;
+      } catch {
+        continue;
+      }
+      let out: string;
+      try {
+        out = applyEnvKeys(text, keys);
+      } catch (error) {
+        expectClearError(error, 'applyEnvKeys', { text, keys }, { names: '' });
+        const unwritable = Object.values(keys).some((v) => (v.includes("'") || v.endsWith('\\')) && /["\\$`]/.test(v));
+        expect(
+          unwritable || (!wellFormed && (error as Error).message.startsWith('.env: line ')),
+          `${String(error)} for ${JSON.stringify({ text, keys })}`,
+        ).toBe(true);
+        continue;
+      }
+      const where = JSON.stringify({ text, keys, out });
+      let again: string | Error;
+      try {
+        again = applyEnvKeys(out, keys);
+      } catch (error) {
+        again = error as Error;
+      }
+      expect(again, where).toBe(out);
+      if (!wellFormed) continue;
+      const before = parseEnv(text);
+      const after = parseEnv(out);
+      for (const [key, value] of Object.entries(keys)) expect(after[key], where).toBe(value);
+      for (const [key, value] of Object.entries(before)) if (!Object.hasOwn(keys, key)) expect(after[key], where).toBe(value);
+      // Only definitions change: every comment line survives.
+      for (const line of text.split(/\r?\n/)) if (line.startsWith('#')) expect(out.split(/\r?\n/), where).toContain(line);
+    }
+  });
+
+  it('interpolate: a string or null (an invalid template), never a throw; text without $ unchanged', () => {
+    const rng = rngFor('interpolate');
+    const env = { A: 'a', EMPTY: '', STACK_NAME: 'x_y' };
+    const valid = (): string =>
+      rng
+        .pick(['${A}', '$A', '${B:-d}', '${EMPTY-d}', '$$', 'x', '${A:+${B:-c}}', 'coop-cloud.${STACK_NAME}.version=1'])
+        .repeat(rng.int(1, 3));
+    for (const input of inputs(rng, N(4000), valid)) {
+      count('interpolate');
+      const out = interpolate(input, env);
+      expect(out === null || typeof out === 'string', JSON.stringify(input)).toBe(true);
+      if (!input.includes('$')) expect(out, JSON.stringify(input)).toBe(input);
+      if (out !== null && !input.includes('${'))
+        expect(out.length <= input.length + 16 * (input.split('$').length - 1), JSON.stringify(input)).toBe(true);
+    }
   });
 
   it('lockPath: always one file directly inside lockDir(), named after the domain, or an InputError (a relative lock dir, always)', () => {
