@@ -1,7 +1,8 @@
 // A recipe's CI contract, `ccci.yml`: how cc-ci checks the app's health, what it adds to the
 // app's .env, and which other recipes it needs. Parsed and validated here, whole, before anything
 // deploys: a bad file is one line of bad input naming the file, the key and why.
-import { basename } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 
 import { InputError, show } from '../../lib/errors.js';
 import { loadYaml } from './recipe-files.js';
@@ -265,4 +266,17 @@ export function applyEnvKeys(envFileText: string, keys: Record<string, string>, 
     text += `${text === '' || /[\r\n]$/.test(text) ? '' : newline}${key}=${value}${newline}`;
   }
   return text;
+}
+
+/** Sets ccci.yml's `env` keys in the app's .env at `envFile` (nothing to do without keys). */
+export function setEnvKeys(envFile: string, keys: Record<string, string>): void {
+  if (Object.keys(keys).length === 0) return;
+  writeFileSync(envFile, applyEnvKeys(readFileSync(envFile, 'utf8'), keys, envFile));
+}
+
+/** The contract of the run's tests dir: its ccci.yml, or every default when there is none. */
+export function readContract(testsDir: string | null): CcciContract {
+  const file = testsDir === null ? null : join(testsDir, 'ccci.yml');
+  if (file === null || !existsSync(file)) return { health: { ...DEFAULT_HEALTH }, env: {}, deps: [] };
+  return parseCcciYml(readFileSync(file, 'utf8'), file);
 }

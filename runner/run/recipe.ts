@@ -8,7 +8,7 @@ import { InputError } from '../../lib/errors.js';
 import type { Abra } from '../host/abra.js';
 import { exec } from '../host/exec.js';
 import type { Log } from '../host/log.js';
-import { readRecipe } from './recipe-files.js';
+import { readEnvFile, readRecipe } from './recipe-files.js';
 
 export interface FetchOptions {
   recipe: string;
@@ -93,7 +93,10 @@ export function declaresSecrets(dir: string): boolean {
   return readRecipe(dir).declaresSecrets;
 }
 
-/** The recipe opts in to backups: some service's deploy.labels has `backupbot.backup: true`. */
-export function backupCapable(dir: string): boolean {
-  return readRecipe(dir).backupCapable;
+/**
+ * The recipe opts in to backups: some service's deploy.labels has `backupbot.backup: true`, in the
+ * compose files the app's `.env` (`envFile`) names, interpolated from it.
+ */
+export function backupCapable(dir: string, envFile?: string): boolean {
+  return readRecipe(dir, envFile !== undefined && existsSync(envFile) ? readEnvFile(envFile) : undefined).backupCapable;
 }

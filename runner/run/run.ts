@@ -17,7 +17,8 @@ import type { RunConfig } from './config.js';
 import { deployApp } from './deploy.js';
 import { fetchRecipe, headCommit } from './recipe.js';
 import { assembleTests } from './recipe-tests.js';
-import { finishResults, runFailure, startResults } from './results.js';
+import { readContract, setEnvKeys } from './contract.js';
+import { finishResults, runFailure, startResults, type StageChecks } from './results.js';
 import { hook, runStages } from './stages.js';
 import { ownTeardown } from './teardown.js';
 
@@ -61,17 +62,29 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     const tree = await fetchRecipe({ ...config, ref: config.ref ?? undefined, src: config.src ?? undefined, abra: tools.abra, log, signal });
     const head = await headCommit(tree);
     const tests = assembleTests({ tree, operatorDir: config.operatorTests, runDir: dir, log });
+    const contract = readContract(tests);
+    if (contract.deps.length > 0) {
+      log(`== ccci.yml declares dependencies (${contract.deps.map((dep) => dep.recipe).join(', ')}): this cc-ci does not deploy them yet; tests that need them should skip (exit 77) ==`);
+    }
 
     const swept = await janitor({ ...defaultJanitorHooks({ log, signal }), log });
     log(`== janitor: reaped [${swept.reaped.join(', ')}], live [${swept.live.join(', ')}], skipped ${swept.skipped.length} ==`);
 
     const stack = stackName(domain);
-    const scriptEnv = contractEnv(config, { domain, stack, tree, state, artifacts: join(dir, 'artifacts') });
-    const health = { path: '/', status: null, timeoutMs: 300_000 };
-    const stages = { ...tools, recipe: config.recipe, domain, stack, runId: results.runId, tree, head, tests, scriptEnv, testTimeoutMs: config.testTimeoutMs, ingress: config.ingress, health, state, signal, convergeTimeoutMs: config.convergeTimeoutMs, checks: { health: [], hooks: [], tests: [] } };
+    const scriptEnv = contractEnv(config, contract.env, { domain, stack, tree, state, artifacts: join(dir, 'artifacts') });
+    const health = { path: contract.health.path, status: contract.health.status, timeoutMs: contract.health.timeoutSeconds * 1000 };
+    const stages = {
+      ...{ ...tools, recipe: config.recipe, domain, stack, runId: results.runId, tree, head, tests, scriptEnv, envKeys: contract.env, health, state, signal },
+      ...{ testTimeoutMs: config.testTimeoutMs, ingress: config.ingress, convergeTimeoutMs: config.convergeTimeoutMs, checks: { health: [], hooks: [], tests: [] } },
+    };
+    // Between `abra app new` and the first deploy: ccci.yml's env keys, then install_steps.sh.
+    const beforeDeploy = (checks: StageChecks) => async () => {
+      setEnvKeys(tools.abra.envPath(domain), contract.env);
+      await hook({ ...stages, checks }, 'installSteps');
+    };
     await runStages(stages, config.stages, results, async (checks) => {
       try {
-        await deployApp({ ...tools, recipe: config.recipe, domain, tree, state, signal, convergeTimeoutMs: config.convergeTimeoutMs, beforeDeploy: () => hook({ ...stages, checks }, 'installSteps') });
+        await deployApp({ ...tools, recipe: config.recipe, domain, tree, state, signal, convergeTimeoutMs: config.convergeTimeoutMs, beforeDeploy: beforeDeploy(checks) });
       } finally {
         results.deploys = deployCount(state);
       }
@@ -90,6 +103,7 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
  */
 function contractEnv(
   config: RunConfig,
+  extra: Record<string, string>,
   run: { domain: string; stack: string; tree: string; state: RunStateFiles; artifacts: string },
 ): Record<string, string> {
   mkdirSync(run.artifacts, { recursive: true });
@@ -98,6 +112,7 @@ function contractEnv(
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     HOME: process.env.HOME ?? '/',
     LANG: process.env.LANG ?? 'C.UTF-8',
+    ...extra,
     DOMAIN: run.domain,
     STACK_NAME: run.stack,
     RECIPE: config.recipe,

@@ -8,6 +8,7 @@ import { CcciError, EXIT, exitCodeFor } from '../../lib/errors.js';
 import { readOpState, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
 import type { HostTools } from '../host/tools.js';
 import { checkHealth, type HealthSpec, type IngressConfig } from './health.js';
+import { setEnvKeys } from './contract.js';
 import { backupCapable, checkout, previousVersion } from './recipe.js';
 import { HOOKS, runScript, testFiles } from './recipe-tests.js';
 import type { Check, RunResults, StageChecks } from './results.js';
@@ -27,6 +28,8 @@ export interface StageContext extends HostTools {
   tests: string | null;
   /** The whole environment hooks and tests get (docs/recipes.md#environment). */
   scriptEnv: Record<string, string>;
+  /** ccci.yml's `env`: keys set in the app's .env before every deploy. */
+  envKeys: Record<string, string>;
   testTimeoutMs: number;
   ingress: IngressConfig;
   health: HealthSpec;
@@ -101,6 +104,7 @@ async function upgrade(ctx: StageContext): Promise<StageOutcome> {
   if (!previous) return { verdict: 'skip', reason: 'the recipe has no earlier published version' };
   ctx.log(`== upgrade: ${previous} first, then the code under test in place ==`);
   await checkout(ctx.tree, previous);
+  setEnvKeys(ctx.abra.envPath(ctx.domain), ctx.envKeys);
   await ctx.abra.appDeploy(ctx.domain, { version: previous, force: true });
   await settle(ctx);
   const marker = `upgrade-${ctx.runId}-${Date.now()}`;
@@ -117,7 +121,7 @@ async function upgrade(ctx: StageContext): Promise<StageOutcome> {
 const NOT_BACKUP_CAPABLE = 'the recipe declares no backupbot.backup label';
 
 async function backup(ctx: StageContext): Promise<StageOutcome> {
-  if (!backupCapable(ctx.tree)) return { verdict: 'skip', reason: NOT_BACKUP_CAPABLE };
+  if (!backupCapable(ctx.tree, ctx.abra.envPath(ctx.domain))) return { verdict: 'skip', reason: NOT_BACKUP_CAPABLE };
   const marker = `backup-${ctx.runId}-${Date.now()}`;
   if (!(await writeMarker(ctx, marker))) return { verdict: 'skip', reason: 'the app has no volume to back up' };
   await ctx.abra.backupCreate(ctx.domain);
@@ -126,7 +130,7 @@ async function backup(ctx: StageContext): Promise<StageOutcome> {
 }
 
 async function restore(ctx: StageContext): Promise<StageOutcome> {
-  if (!backupCapable(ctx.tree)) return { verdict: 'skip', reason: NOT_BACKUP_CAPABLE };
+  if (!backupCapable(ctx.tree, ctx.abra.envPath(ctx.domain))) return { verdict: 'skip', reason: NOT_BACKUP_CAPABLE };
   if (typeof readOpState(ctx.state).backupMarker !== 'string') {
     const made = await backup(ctx);
     if (made.verdict === 'skip') return made;
