@@ -63,8 +63,11 @@ export function fakeHost(recipes: string[] = ['x']): FakeHost {
   for (const recipe of recipes) {
     const tree = join(home, '.abra', 'recipes', recipe);
     mkdirSync(tree, { recursive: true });
+    // The smallest recipe cc-ci reads: one compose file with one service.
+    writeFileSync(join(tree, 'compose.yml'), 'version: "3.8"\nservices:\n  app:\n    image: ccci/busybox:latest\n');
     execFileSync('git', ['init', '-q'], { cwd: tree, env: gitEnv });
-    execFileSync('git', ['commit', '-q', '--allow-empty', '-m', 'init'], { cwd: tree, env: gitEnv });
+    execFileSync('git', ['add', '-A'], { cwd: tree, env: gitEnv });
+    execFileSync('git', ['commit', '-q', '-m', 'init'], { cwd: tree, env: gitEnv });
   }
   return {
     root,
