@@ -3,8 +3,8 @@
 export const usage = `Usage: cc-ci run [--recipe NAME] [--ref REF] [--pr N] [--src OWNER/REPO] [--stages LIST]
 
 Runs one recipe's CI on this swarm host: lifetime guards, a per-run ABRA_DIR, fetch, janitor,
-one deploy under the app lock, the stages (with HTTP health through the ingress and the
-recipe's hooks and tests: docs/recipes.md), teardown, results.json and junit.xml. Each option overrides the
+one deploy under the app lock, the stages (HTTP health through the ingress, the recipe's hooks
+and tests: docs/recipes.md), teardown, results.json and junit.xml. Each option overrides the
 variable the Drone step sets, named in parentheses.
 
 Options:
@@ -25,7 +25,8 @@ Environment:
   CCCI_DEADLINE_SECONDS          the hard deadline for the whole run (default 3600)
   CCCI_TEARDOWN_BUDGET_SECONDS   how long teardown may take after the run ends (default 600)
   CCCI_SKIP_FETCH=1              copy the staged ~/.abra/recipes/<recipe> instead of fetching
-  CCCI_INGRESS                   the reverse proxy apps answer through, host:port (default 127.0.0.1:443)
+  CCCI_INGRESS                   host:port of the reverse proxy apps answer through
+                                 (default 127.0.0.1:443)
   CCCI_INGRESS_CA                a PEM file of CAs trusted besides the system's, for the ingress
   CCCI_HEALTH                    on (default) or off: the HTTP health check through the ingress
   CCCI_TESTS_DIR                 the operator's tests, in <dir>/<recipe>/ (default /etc/cc-ci/tests)

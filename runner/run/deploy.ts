@@ -1,9 +1,10 @@
-// The run's one deploy: count it, take the app lock BEFORE the app exists, clear what a dead
-// predecessor left, create the app from the code under test and wait for it to converge.
+// The run's one deploy: refuse a second, take the app lock BEFORE the app exists, clear what a dead
+// predecessor left, create the app, run what comes before the first deploy, count and make the deploy,
+// and wait for it to converge.
 import { CcciError } from '../../lib/errors.js';
 import { acquireAppLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
-import { recordDeploy, type RunStateFiles } from '../../lib/run-state.js';
+import { deployCount, recordDeploy, type RunStateFiles } from '../../lib/run-state.js';
 import { declaresSecrets } from './recipe.js';
 import { isEmpty, residual, teardownApp, type TeardownTools } from './teardown.js';
 
@@ -22,8 +23,8 @@ export interface DeployOptions extends TeardownTools {
 
 export async function deployApp(options: DeployOptions): Promise<void> {
   const { recipe, domain, abra, docker, log } = options;
-  const count = recordDeploy(options.state);
-  if (count > 1) throw new CcciError('ERR_CCCI_DEPLOY_COUNT', `deploy #${count} in one run: a run deploys exactly once`);
+  const made = deployCount(options.state);
+  if (made > 0) throw new CcciError('ERR_CCCI_DEPLOY_COUNT', `deploy #${made + 1} in one run: a run deploys exactly once`);
 
   // Before the app exists: a concurrent janitor must never see this app without its held lock.
   await acquireAppLock(domain, { signal: options.signal, log });
@@ -39,6 +40,7 @@ export async function deployApp(options: DeployOptions): Promise<void> {
 
   await abra.appNew(recipe, domain, { secrets: declaresSecrets(options.tree), chaos: true });
   await options.beforeDeploy?.();
+  recordDeploy(options.state);
   await abra.appDeploy(domain, { chaos: true });
   await docker.waitConverged(stackName(domain), options.convergeTimeoutMs);
   log(`== deployed ${domain} (code under test) ==`);

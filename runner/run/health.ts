@@ -108,7 +108,8 @@ export async function checkHealth(options: {
     log(`== health: ${url} not checked (CCCI_HEALTH=off) ==`);
     return { name, verdict: 'skip', reason: 'CCCI_HEALTH=off', durationMs: 0 };
   }
-  log(`== health: waiting for ${url} to answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${ingress.host}:${ingress.port} (up to ${Math.round(spec.timeoutMs / 1000)} s) ==`);
+  const via = `${ingress.host}:${ingress.port}`;
+  log(`== health: waiting for ${url} to answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} (up to ${Math.round(spec.timeoutMs / 1000)} s) ==`);
   const started = Date.now();
   let last = 'no attempt made';
   for (let tries = 1; ; tries++) {
@@ -116,7 +117,7 @@ export async function checkHealth(options: {
     try {
       const status = await attempt(ingress, domain, spec.path, signal);
       if (accepted(spec, status)) {
-        log(`== health: ${url} answered ${status} through ${ingress.host}:${ingress.port} (${tries} ${tries === 1 ? 'try' : 'tries'}) ==`);
+        log(`== health: ${url} answered ${status} through ${via} (${tries} ${tries === 1 ? 'try' : 'tries'}) ==`);
         return { name, verdict: 'pass', durationMs: Date.now() - started };
       }
       last = `status ${status}`;
@@ -127,7 +128,7 @@ export async function checkHealth(options: {
     }
     const waited = Date.now() - started;
     if (waited + RETRY_MS > spec.timeoutMs) {
-      throw new CcciError('ERR_CCCI_HEALTH', `${url} did not answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${ingress.host}:${ingress.port} within ${Math.round(waited / 1000)} s (${tries} tries); last: ${last}`);
+      throw new CcciError('ERR_CCCI_HEALTH', `${url} did not answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} within ${Math.round(waited / 1000)} s (${tries} tries); last: ${last}`);
     }
     await sleep(RETRY_MS, undefined, { signal });
   }

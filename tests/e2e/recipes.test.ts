@@ -1,12 +1,12 @@
 // The recipe's CI contract (docs/recipes.md) end to end, on the real swarm behind the real ingress:
 // HTTP health through the app's domain, hooks, the operator's dir, tests that pass, skip and fail,
 // results.json and junit.xml, and a bad ccci.yml. The recipe is ccci-hooks, the worked example.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { startCli, type Helper } from '../support/processes.js';
+import { ROOT, startCli, type Helper } from '../support/processes.js';
 import { domainOf, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const ready = requireSwarm();
@@ -87,9 +87,14 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
       'ccci-hooks': {
         'ccci.yml': 'health:\n  path: /cgi-bin/health\nenv:\n  STRICT: "yes"\n',
         'test_page.sh': '#!/bin/sh\necho "the operator\'s test_page.sh"\n',
+        'test_zenv.sh': '#!/bin/sh\nenv > "$CCCI_ARTIFACTS_DIR/env.txt"\n',
       },
     });
-    const red = run(world, 'operator', ops);
+    // An abra that notes whether the run handed it the git token: it must not.
+    const shims = join(world.runs, 'token-abra');
+    mkdirSync(shims);
+    writeFileSync(join(shims, 'abra'), `#!/bin/sh\n[ -n "$CCCI_GIT_TOKEN" ] && echo "$*" >> '${join(shims, 'saw-token')}'\nexec '${join(ROOT, 'tests', 'fixtures', 'abra', 'abra')}' "$@"\n`, { mode: 0o755 });
+    const red = run(world, 'operator', { ...ops, CCCI_GIT_TOKEN: 'tok-must-not-leak', PATH: `${shims}:${world.env.PATH}` });
     expect(await red.exited, red.output()).toEqual({ code: 1, signal: null });
     expect(red.output()).toContain("[test_page.sh] the operator's test_page.sh");
     const custom = stage(world, 'operator', 'custom');
@@ -98,7 +103,15 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
       ['test_page.sh', 'pass', undefined],
       ['test_smtp.sh', 'skip', 'test_smtp.sh: SMTP relay not configured'],
       ['test_strict.sh', 'fail', 'exited 1: test_strict.sh: strict mode finds the app lacking a login page'],
+      ['test_zenv.sh', 'pass', undefined],
     ]);
+    // A secret reaches only the command that needs it: neither abra nor the recipe's tests saw it.
+    expect(existsSync(join(shims, 'saw-token'))).toBe(false);
+    const testEnv = readFileSync(join(world.runs, 'operator', 'artifacts', 'env.txt'), 'utf8');
+    expect(testEnv).not.toContain('tok-must-not-leak');
+    expect(testEnv).toContain('STRICT=yes');
+    expect(testEnv).toContain(`CCCI_APP_URL=https://${domain}`);
+    expect(readFileSync(join(world.runs, 'operator', 'run.log'), 'utf8')).not.toContain('tok-must-not-leak');
     const junit = readFileSync(join(world.runs, 'operator', 'junit.xml'), 'utf8');
     expect(junit).toMatch(/<testcase classname="ccci-hooks\.custom" name="test_strict\.sh"[^>]*>\s*<failure message="exited 1: test_strict\.sh: strict mode/);
     expect(junit).toMatch(/<testcase classname="ccci-hooks\.custom" name="test_smtp\.sh"[^>]*>\s*<skipped message="test_smtp\.sh: SMTP relay not configured"/);

@@ -142,11 +142,13 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     await live.waitFor('custom: pause.sh', 120_000);
 
     const next = run(world, 'next', { PR: '7', STAGES: 'install' });
+    await next.waitFor('== janitor: reaped', 120_000);
+    // Right after the sweep, while the live run is still in its custom stage: its app is untouched.
+    expect(await appContainer(liveDomain)).not.toBeNull();
     expect(await next.exited, next.output()).toEqual({ code: 0, signal: null });
     expect(next.output()).toContain(`reaped [${orphan}]`);
     expect(next.output()).toMatch(new RegExp(`live \\[[^\\]]*${liveDomain.replaceAll('.', '\\.')}`));
     await assertNothingLeft(world, orphan);
-    expect(await appContainer(liveDomain)).not.toBeNull();
     expect(await live.exited, live.output()).toEqual({ code: 0, signal: null });
     await assertNothingLeft(world, liveDomain);
   });
