@@ -47,7 +47,8 @@ export default async function cliBench(): Promise<boolean> {
   ];
   for (const c of cases) {
     const out = spawnSync(process.execPath, c.args, { env, cwd: root, encoding: 'utf8' });
-    if (out.status !== 0 || !c.expect.test(out.stdout)) throw new Error(`${c.name}: exit ${out.status}, stdout ${JSON.stringify(out.stdout)} ${out.stderr}`);
+    if (out.status !== 0 || !c.expect.test(out.stdout))
+      throw new Error(`${c.name}: exit ${out.status}, stdout ${JSON.stringify(out.stdout)} ${out.stderr}`);
   }
 
   const floor = ['-e', '0'];

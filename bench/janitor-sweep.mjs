@@ -11,7 +11,10 @@ if (!dir || !listing || !repsArg) throw new Error('usage: janitor-sweep.mjs <loc
 process.env.CCCI_APP_LOCK_DIR = dir;
 process.env.CCCI_BASE_DOMAIN = 'ci.commoninternet.net'; // the bench's candidates are named under it
 
-const entries = readFileSync(listing, 'utf8').trimEnd().split('\n').map((line) => [line[0], line.slice(2)]);
+const entries = readFileSync(listing, 'utf8')
+  .trimEnd()
+  .split('\n')
+  .map((line) => [line[0], line.slice(2)]);
 const candidates = entries.map(([, domain]) => domain);
 const orphanPaths = entries.filter(([kind]) => kind === 'O').map(([, domain]) => `${dir}/cc-ci-app-${domain}.lock`);
 const noop = () => {};
@@ -24,7 +27,9 @@ for (let r = -1; r < Number(repsArg); r++) {
   const report = await janitor(hooks);
   const ns = Number(process.hrtime.bigint() - t0) / candidates.length;
   if (report.reaped.length !== orphanPaths.length || report.live.length !== candidates.length - orphanPaths.length) {
-    throw new Error(`janitor bench: expected ${orphanPaths.length} reaped, got ${report.reaped.length} reaped and ${report.live.length} live`);
+    throw new Error(
+      `janitor bench: expected ${orphanPaths.length} reaped, got ${report.reaped.length} reaped and ${report.live.length} live`,
+    );
   }
   if (r >= 0) samples.push(ns);
 }

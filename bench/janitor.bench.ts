@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { compileC, median, printTable, scratchDir, type Row } from './support.js';
 
-const SIZES = (process.env.BENCH_JANITOR_SIZES ?? "10,100,1000,10000").split(",").map(Number);
+const SIZES = (process.env.BENCH_JANITOR_SIZES ?? '10,100,1000,10000').split(',').map(Number);
 const ROUNDS = 9;
 const BASE = 'ci.commoninternet.net';
 const LONG_HELD_MS = 2 * 3600 * 1000;
@@ -99,13 +99,13 @@ int main(int argc, char **argv) {
 // What both Python sweeps share: the arguments and the listing (the same as the C loop's), and
 // the timed loop, which recreates the orphans' lockfiles before each sweep and checks them gone
 // after it.
-const PY_SETUP = String.raw`import fcntl, glob, json, os, sys, time
+const PY_SETUP = `import fcntl, glob, json, os, sys, time
 lock_dir, listing, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 entries = [line.split(" ", 1) for line in open(listing).read().splitlines()]
 names = [name for _, name in entries]
 orphans = [f"{lock_dir}/cc-ci-app-{name}.lock" for kind, name in entries if kind == "O"]
 `;
-const PY_SAMPLES = String.raw`
+const PY_SAMPLES = `
 samples = []
 for r in range(-1, reps):
     for path in orphans:
@@ -201,7 +201,7 @@ ${PY_SAMPLES}`;
 
 // The bare system-call loop of the Python runner's probe, without the runner's own code around it
 // (path building, log lines, teardown call): shown for context, no target.
-const PY_BARE_SWEEP = String.raw`
+const PY_BARE_SWEEP = `
 ${PY_SETUP}LONG_HELD = ${LONG_HELD_MS / 1000}
 
 def probe_and_reap(domain):
@@ -340,13 +340,40 @@ export default async function bench(): Promise<boolean> {
     for (const { n } of cases) {
       const m = perCandidate.get(n)!;
       const at1000 = n === 1000;
-      rows.push({ case: `N=${n} per candidate`, ours: us(m.js), baseline: us(m.c), unit: 'µs', baselineName: 'C loop', target: at1000 ? 1.5 : undefined });
-      rows.push({ case: `N=${n} per candidate`, ours: us(m.js), baseline: us(m.py), unit: 'µs', baselineName: "Python runner's loop", target: at1000 ? 0.5 : undefined });
-      rows.push({ case: `N=${n} per candidate`, ours: us(m.js), baseline: us(m.pyBare), unit: 'µs', baselineName: 'bare Python syscall loop' });
+      rows.push({
+        case: `N=${n} per candidate`,
+        ours: us(m.js),
+        baseline: us(m.c),
+        unit: 'µs',
+        baselineName: 'C loop',
+        target: at1000 ? 1.5 : undefined,
+      });
+      rows.push({
+        case: `N=${n} per candidate`,
+        ours: us(m.js),
+        baseline: us(m.py),
+        unit: 'µs',
+        baselineName: "Python runner's loop",
+        target: at1000 ? 0.5 : undefined,
+      });
+      rows.push({
+        case: `N=${n} per candidate`,
+        ours: us(m.js),
+        baseline: us(m.pyBare),
+        unit: 'µs',
+        baselineName: 'bare Python syscall loop',
+      });
     }
     const first = perCandidate.get(SIZES[0]!)!.js;
     const last = perCandidate.get(SIZES[SIZES.length - 1]!)!.js;
-    rows.push({ case: `linearity: per candidate at N=${SIZES.at(-1)} vs N=${SIZES[0]}`, ours: us(last), baseline: us(first), unit: 'µs', baselineName: `cc-ci at N=${SIZES[0]}`, target: 1.5 });
+    rows.push({
+      case: `linearity: per candidate at N=${SIZES.at(-1)} vs N=${SIZES[0]}`,
+      ours: us(last),
+      baseline: us(first),
+      unit: 'µs',
+      baselineName: `cc-ci at N=${SIZES[0]}`,
+      target: 1.5,
+    });
     return printTable('janitor sweep (half held by one process, half orphans; no-op teardown; tmpfs lock dir)', rows);
   } finally {
     killHolder();

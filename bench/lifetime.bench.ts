@@ -165,8 +165,22 @@ export default async function lifetimeBench(): Promise<boolean> {
   const vsPython = median(samples.Python);
   const vsC = median(samples.C);
   const rows: Row[] = [
-    { case: "parent death → 'tearing down' line", ours: median(funnel), baseline: vsPython, unit: 'µs', baselineName: 'Python ctypes child', target: 1.5 },
-    { case: 'parent death → first teardown step', ours: median(samples['cc-ci']), baseline: vsPython, unit: 'µs', baselineName: 'Python ctypes child', target: 1.5 },
+    {
+      case: "parent death → 'tearing down' line",
+      ours: median(funnel),
+      baseline: vsPython,
+      unit: 'µs',
+      baselineName: 'Python ctypes child',
+      target: 1.5,
+    },
+    {
+      case: 'parent death → first teardown step',
+      ours: median(samples['cc-ci']),
+      baseline: vsPython,
+      unit: 'µs',
+      baselineName: 'Python ctypes child',
+      target: 1.5,
+    },
     { case: "parent death → 'tearing down' line", ours: median(funnel), baseline: vsC, unit: 'µs', baselineName: 'C child' },
     { case: 'parent death → first teardown step', ours: median(samples['cc-ci']), baseline: vsC, unit: 'µs', baselineName: 'C child' },
   ];

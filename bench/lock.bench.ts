@@ -213,7 +213,12 @@ function cpuNsPerOp(fn: () => void, iterations: number, rounds: number): number 
 }
 
 // (a)-(c): best CPU ns/op of ours and C's, interleaved over many short rounds.
-function hotPaths(bin: string, holderPath: string, freePath: string, publicProbe: PublicProbe): Record<'a' | 'aThreaded' | 'b' | 'cFree' | 'cHeld' | 'gFree' | 'gHeld', number[]> {
+function hotPaths(
+  bin: string,
+  holderPath: string,
+  freePath: string,
+  publicProbe: PublicProbe,
+): Record<'a' | 'aThreaded' | 'b' | 'cFree' | 'cHeld' | 'gFree' | 'gHeld', number[]> {
   const c = (mode: string, path: string, iterations: number, threaded = false) =>
     Number(execFileSync(bin, [mode, path, String(iterations), '2', ...(threaded ? ['threaded'] : [])], { encoding: 'utf8' }));
   const fd = openLockFile(freePath, false);
@@ -240,17 +245,33 @@ function hotPaths(bin: string, holderPath: string, freePath: string, publicProbe
   // Many short interleaved measurements, keeping each side's best: on a shared machine some
   // land in quiet moments for both.
   for (let round = 0; round < HOT_ROUNDS; round++) {
-    const roundTrip = cpuNsPerOp(() => {
-      flock(fd, LOCK_EX | LOCK_NB);
-      flock(fd, LOCK_UN);
-    }, 30_000, 2);
+    const roundTrip = cpuNsPerOp(
+      () => {
+        flock(fd, LOCK_EX | LOCK_NB);
+        flock(fd, LOCK_UN);
+      },
+      30_000,
+      2,
+    );
     keep(best.a, roundTrip, c('tryunlock', freePath, 30_000));
     keep(best.aThreaded, roundTrip, c('tryunlock', freePath, 30_000, true));
-    keep(best.b, cpuNsPerOp(() => flock(busyFd, LOCK_EX | LOCK_NB), 30_000, 2), c('busy', holderPath, 30_000));
+    keep(
+      best.b,
+      cpuNsPerOp(() => flock(busyFd, LOCK_EX | LOCK_NB), 30_000, 2),
+      c('busy', holderPath, 30_000),
+    );
     keep(best.cFree, cpuNsPerOp(probe(freePath), 5_000, 2), c('probe', freePath, 5_000));
     keep(best.cHeld, cpuNsPerOp(probe(holderPath), 5_000, 2), c('probe', holderPath, 5_000));
-    keep(best.gFree, cpuNsPerOp(() => publicProbe.probe(publicProbe.freeDomain), 5_000, 2), c('shprobe', publicProbe.freePath, 5_000));
-    keep(best.gHeld, cpuNsPerOp(() => publicProbe.probe(publicProbe.heldDomain), 5_000, 2), c('shprobe', publicProbe.heldPath, 5_000));
+    keep(
+      best.gFree,
+      cpuNsPerOp(() => publicProbe.probe(publicProbe.freeDomain), 5_000, 2),
+      c('shprobe', publicProbe.freePath, 5_000),
+    );
+    keep(
+      best.gHeld,
+      cpuNsPerOp(() => publicProbe.probe(publicProbe.heldDomain), 5_000, 2),
+      c('shprobe', publicProbe.heldPath, 5_000),
+    );
   }
   closeSync(fd);
   closeSync(busyFd);
@@ -260,17 +281,25 @@ function hotPaths(bin: string, holderPath: string, freePath: string, publicProbe
 function fsExtHotPaths(fsExt: FsExt, holderPath: string, freePath: string): { a: number; b: number } {
   const fd = openLockFile(freePath, false);
   const busyFd = openLockFile(holderPath, false);
-  const a = cpuNsPerOp(() => {
-    fsExt.flockSync(fd, 'exnb');
-    fsExt.flockSync(fd, 'un');
-  }, 30_000, 6);
-  const b = cpuNsPerOp(() => {
-    try {
-      fsExt.flockSync(busyFd, 'exnb');
-    } catch {
-      // busy: fs-ext can only say so with an exception
-    }
-  }, 30_000, 6);
+  const a = cpuNsPerOp(
+    () => {
+      fsExt.flockSync(fd, 'exnb');
+      fsExt.flockSync(fd, 'un');
+    },
+    30_000,
+    6,
+  );
+  const b = cpuNsPerOp(
+    () => {
+      try {
+        fsExt.flockSync(busyFd, 'exnb');
+      } catch {
+        // busy: fs-ext can only say so with an exception
+      }
+    },
+    30_000,
+    6,
+  );
   closeSync(fd);
   closeSync(busyFd);
   return { a, b };
@@ -364,7 +393,7 @@ async function statLatency(bin: string, path: string): Promise<{ none: number; p
     pending.push(await measure());
     controller.abort();
     await Promise.all(waits);
-    fds.forEach((fd) => closeSync(fd));
+    for (const fd of fds) closeSync(fd);
   }
   await stopHolder(holder);
   return { none: median(none), pending: median(pending) };
@@ -457,7 +486,8 @@ export default async function lockBench(): Promise<boolean> {
   writeFileSync(publicProbe.freePath, '');
   const holder = await startHolder(bin, heldPath);
   const publicHolder = await startHolder(bin, publicProbe.heldPath);
-  if (probeLock(publicProbe.freeDomain) !== 'free' || probeLock(publicProbe.heldDomain) !== 'held') throw new Error('(g): probeLock does not see the bench locks');
+  if (probeLock(publicProbe.freeDomain) !== 'free' || probeLock(publicProbe.heldDomain) !== 'held')
+    throw new Error('(g): probeLock does not see the bench locks');
   const hot = hotPaths(bin, heldPath, freePath, publicProbe);
   await stopHolder(publicHolder);
   const fsExtHot = fsExt ? fsExtHotPaths(fsExt, heldPath, freePath) : null;
@@ -471,16 +501,70 @@ export default async function lockBench(): Promise<boolean> {
 
   const rows: Row[] = [
     { case: '(a) try-lock + unlock, open fd', ours: hot.a[0]!, baseline: hot.a[1]!, unit: 'ns', baselineName: 'C', target: 1.3 },
-    { case: '(a) the same, against C with one idle extra thread', ours: hot.aThreaded[0]!, baseline: hot.aThreaded[1]!, unit: 'ns', baselineName: 'C, 2 threads' },
-    { case: '(b) try-lock, busy (held by another process)', ours: hot.b[0]!, baseline: hot.b[1]!, unit: 'ns', baselineName: 'C', target: 2 },
+    {
+      case: '(a) the same, against C with one idle extra thread',
+      ours: hot.aThreaded[0]!,
+      baseline: hot.aThreaded[1]!,
+      unit: 'ns',
+      baselineName: 'C, 2 threads',
+    },
+    {
+      case: '(b) try-lock, busy (held by another process)',
+      ours: hot.b[0]!,
+      baseline: hot.b[1]!,
+      unit: 'ns',
+      baselineName: 'C',
+      target: 2,
+    },
     { case: '(c) probe cycle, free', ours: hot.cFree[0]!, baseline: hot.cFree[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
     { case: '(c) probe cycle, held', ours: hot.cHeld[0]!, baseline: hot.cHeld[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
-    { case: '(g) public probeLock(domain), free', ours: hot.gFree[0]!, baseline: hot.gFree[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
-    { case: '(g) public probeLock(domain), held', ours: hot.gHeld[0]!, baseline: hot.gHeld[1]!, unit: 'ns', baselineName: 'C', target: 1.5 },
-    { case: `(d) wake latency, median of ${WAKE_ROUNDS}`, ours: wake['cc-ci']!, baseline: wake.C!, unit: 'µs', baselineName: 'C waiter', target: 1.5 },
-    { case: '(e) fs.stat latency, 64 waits pending', ours: stat.pending, baseline: stat.none, unit: 'µs', baselineName: 'none pending', target: 2 },
-    { case: `(f) process.exit(), 1 wait pending, median of ${EXIT_ROUNDS}`, ours: exit.one!, baseline: exit.none!, unit: 'µs', baselineName: 'none pending', target: 1.5 },
-    { case: '(f) process.exit(), 64 waits pending', ours: exit['sixty-four']!, baseline: exit.none!, unit: 'µs', baselineName: 'none pending' },
+    {
+      case: '(g) public probeLock(domain), free',
+      ours: hot.gFree[0]!,
+      baseline: hot.gFree[1]!,
+      unit: 'ns',
+      baselineName: 'C',
+      target: 1.5,
+    },
+    {
+      case: '(g) public probeLock(domain), held',
+      ours: hot.gHeld[0]!,
+      baseline: hot.gHeld[1]!,
+      unit: 'ns',
+      baselineName: 'C',
+      target: 1.5,
+    },
+    {
+      case: `(d) wake latency, median of ${WAKE_ROUNDS}`,
+      ours: wake['cc-ci']!,
+      baseline: wake.C!,
+      unit: 'µs',
+      baselineName: 'C waiter',
+      target: 1.5,
+    },
+    {
+      case: '(e) fs.stat latency, 64 waits pending',
+      ours: stat.pending,
+      baseline: stat.none,
+      unit: 'µs',
+      baselineName: 'none pending',
+      target: 2,
+    },
+    {
+      case: `(f) process.exit(), 1 wait pending, median of ${EXIT_ROUNDS}`,
+      ours: exit.one!,
+      baseline: exit.none!,
+      unit: 'µs',
+      baselineName: 'none pending',
+      target: 1.5,
+    },
+    {
+      case: '(f) process.exit(), 64 waits pending',
+      ours: exit['sixty-four']!,
+      baseline: exit.none!,
+      unit: 'µs',
+      baselineName: 'none pending',
+    },
   ];
   if (fsExt && fsExtHot) {
     rows.push(
@@ -490,19 +574,27 @@ export default async function lockBench(): Promise<boolean> {
     );
   }
   const ok = printTable('lock: cc-ci addon against C (same system calls, same run; (a)-(c) in CPU time)', rows);
-  console.log(`\nwake latency spread (µs, p10 / p50 / p90): ${waiters
-    .map((w) => {
-      const s = [...w.samples].sort((x, y) => x - y);
-      const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!.toFixed(0);
-      return `${w.name} ${at(0.1)} / ${at(0.5)} / ${at(0.9)}`;
-    })
-    .join('; ')}`);
+  console.log(
+    `\nwake latency spread (µs, p10 / p50 / p90): ${waiters
+      .map((w) => {
+        const s = [...w.samples].sort((x, y) => x - y);
+        const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!.toFixed(0);
+        return `${w.name} ${at(0.1)} / ${at(0.5)} / ${at(0.9)}`;
+      })
+      .join('; ')}`,
+  );
   console.log(`fs-ext: ${note}`);
   if (fsExt) {
-    console.log(`(e) fs-ext: with 64 flock waits pending, fs.stat ${statHangs ? `never completed (killed after ${HANG_MS} ms): the waits fill libuv's pool` : 'completed'}`);
-    console.log(`(f) fs-ext: process.exit() with one flock wait pending ${exit.fsExt === Infinity ? `never ended (killed after ${HANG_MS} ms): exit joins the pool thread stuck in flock(2)` : `took ${exit.fsExt!.toFixed(0)} µs`}`);
+    console.log(
+      `(e) fs-ext: with 64 flock waits pending, fs.stat ${statHangs ? `never completed (killed after ${HANG_MS} ms): the waits fill libuv's pool` : 'completed'}`,
+    );
+    console.log(
+      `(f) fs-ext: process.exit() with one flock wait pending ${exit.fsExt === Infinity ? `never ended (killed after ${HANG_MS} ms): exit joins the pool thread stuck in flock(2)` : `took ${exit.fsExt!.toFixed(0)} µs`}`,
+    );
   }
-  console.log('fs-native-extensions: not compared: on Linux it locks with fcntl(F_OFD_SETLK), a different lock that neither sees nor blocks flock(2) locks (so it cannot interoperate with flock(1) or the Python runner).');
+  console.log(
+    'fs-native-extensions: not compared: on Linux it locks with fcntl(F_OFD_SETLK), a different lock that neither sees nor blocks flock(2) locks (so it cannot interoperate with flock(1) or the Python runner).',
+  );
   return ok;
 }
 

@@ -80,7 +80,8 @@ function trusted(path: string, what: string, rule: { owners: 'us' | 'us-or-root'
   if (!stat.isDirectory()) refuse('is not a directory');
   if (!ownedWell(stat)) refuse(`is owned by uid ${stat.uid}, not by this process's uid ${euid}`);
   const othersWrite = (stat.mode & 0o022) !== 0;
-  if (othersWrite && !(rule.sticky && (stat.mode & 0o1000) !== 0)) refuse(`is writable by others (mode ${(stat.mode & 0o7777).toString(8)})`);
+  if (othersWrite && !(rule.sticky && (stat.mode & 0o1000) !== 0))
+    refuse(`is writable by others (mode ${(stat.mode & 0o7777).toString(8)})`);
 }
 
 function makeDir(path: string, what: string, variable: string, mode = 0o755): void {
@@ -107,14 +108,21 @@ export function setupRunAbraDir(log: (line: string) => void = () => {}): string 
     const link = join(dir, shared);
     let existing: string | null = null;
     try {
-      if (!lstatSync(link).isSymbolicLink()) throw new InputError(`per-run ${link} is not a symlink to ${target}: refusing to use it (CCCI_RUNS_DIR)`, { code: 'ERR_CCCI_RUNS_DIR', path: link });
+      if (!lstatSync(link).isSymbolicLink())
+        throw new InputError(`per-run ${link} is not a symlink to ${target}: refusing to use it (CCCI_RUNS_DIR)`, {
+          code: 'ERR_CCCI_RUNS_DIR',
+          path: link,
+        });
       existing = readlinkSync(link);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
     if (existing === null) symlinkSync(target, link);
     else if (existing !== target) {
-      throw new InputError(`per-run ${link} points to ${existing}, not ${target}: refusing to use it (CCCI_RUNS_DIR)`, { code: 'ERR_CCCI_RUNS_DIR', path: link });
+      throw new InputError(`per-run ${link} points to ${existing}, not ${target}: refusing to use it (CCCI_RUNS_DIR)`, {
+        code: 'ERR_CCCI_RUNS_DIR',
+        path: link,
+      });
     }
   }
   process.env.ABRA_DIR = dir;

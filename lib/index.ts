@@ -1,6 +1,16 @@
 // The cc-ci library, by name: what is listed here is the public surface (docs/api.md); everything
 // else under lib/ is internal and may change. The addon's raw exports live in 'cc-ci/native'.
-export { abraDir, canonicalAbraDir, DEFAULT_RUNS_DIR, ensureRunDir, recipeDir, runDir, runId, runsDir, setupRunAbraDir } from './abra-dir.js';
+export {
+  abraDir,
+  canonicalAbraDir,
+  DEFAULT_RUNS_DIR,
+  ensureRunDir,
+  recipeDir,
+  runDir,
+  runId,
+  runsDir,
+  setupRunAbraDir,
+} from './abra-dir.js';
 export {
   CcciError,
   CommandError,

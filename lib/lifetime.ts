@@ -170,7 +170,8 @@ class Guards implements Lifetime {
   }
 
   onTeardown(step: TeardownStep): void {
-    if (typeof step !== 'function') throw Object.assign(new TypeError('onTeardown: step must be a function'), { code: 'ERR_INVALID_ARG_TYPE' });
+    if (typeof step !== 'function')
+      throw Object.assign(new TypeError('onTeardown: step must be a function'), { code: 'ERR_INVALID_ARG_TYPE' });
     this.steps.push(step); // also fine while tearing down: the loop below pops until empty
   }
 
@@ -330,12 +331,14 @@ function wholeSeconds(explicit: number | undefined, option: string, variable: st
 
 function expectedParent(explicit: number | undefined): { pid: number; from: string } | null {
   if (explicit !== undefined) {
-    if (!Number.isInteger(explicit) || explicit < 2) throw new InputError(`expectedPpid must be a pid greater than 1, got ${String(explicit)}`);
+    if (!Number.isInteger(explicit) || explicit < 2)
+      throw new InputError(`expectedPpid must be a pid greater than 1, got ${String(explicit)}`);
     return { pid: explicit, from: 'expectedPpid' };
   }
   const raw = process.env.CCCI_EXPECTED_PPID;
   if (raw === undefined || raw === '') return null;
-  if (!/^\d+$/.test(raw) || Number(raw) < 2) throw new InputError(`CCCI_EXPECTED_PPID must be a pid greater than 1, got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 2)
+    throw new InputError(`CCCI_EXPECTED_PPID must be a pid greater than 1, got ${JSON.stringify(raw)}`);
   return { pid: Number(raw), from: 'CCCI_EXPECTED_PPID' };
 }
 

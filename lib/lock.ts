@@ -6,7 +6,16 @@
 import { closeSync, futimesSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { ensureLockDir, holderOf, legacyLockDir, lockfileName, lockPath, openForLocking, probeLockfile, type LockState } from './lockfiles.js';
+import {
+  ensureLockDir,
+  holderOf,
+  legacyLockDir,
+  lockfileName,
+  lockPath,
+  openForLocking,
+  probeLockfile,
+  type LockState,
+} from './lockfiles.js';
 import { LOCK_EX, LOCK_NB, flock, flockWait, sameFile } from './native.js';
 
 /** How long a wait may last before it is worth a log line: a janitor's probe holds a free lock for microseconds. */

@@ -110,7 +110,8 @@ const REFUSED = new Set(['EISDIR', 'EFTYPE', 'ELOOP', 'EPERM']);
 export function lockfileError(error: unknown, path: string): unknown {
   const e = error as NodeJS.ErrnoException;
   if (typeof e?.code !== 'string') return error;
-  if (REFUSED.has(e.code)) return Object.assign(new InputError(e.message, { code: e.code, path, cause: e }), { errno: e.errno, syscall: e.syscall });
+  if (REFUSED.has(e.code))
+    return Object.assign(new InputError(e.message, { code: e.code, path, cause: e }), { errno: e.errno, syscall: e.syscall });
   const dir = dirname(path);
   const legacy = legacyLockDir();
   const variable = legacy !== null && resolve(dir) === resolve(legacy) ? 'CCCI_LEGACY_LOCK_DIR' : 'CCCI_APP_LOCK_DIR';
@@ -200,7 +201,7 @@ function commandOf(pid: number): string | null {
 }
 
 function holderFrom(owners: Map<string, number>, path: string): { pid: number; command: string | null } | null {
-  let id;
+  let id: ReturnType<typeof pathIdentity>;
   try {
     id = pathIdentity(path);
   } catch {

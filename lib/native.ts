@@ -122,7 +122,8 @@ function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'binding.gyp'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new CcciError('ERR_CCCI_PACKAGE_ROOT', `cannot find the package root (binding.gyp) above ${fileURLToPath(import.meta.url)}`);
+    if (parent === dir)
+      throw new CcciError('ERR_CCCI_PACKAGE_ROOT', `cannot find the package root (binding.gyp) above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
   return dir;
@@ -189,11 +190,16 @@ function argumentError(error: TypeError | RangeError, code: string): Error {
 export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}): Promise<void> {
   const { signal, timeoutMs } = options;
   if (signal !== undefined && (typeof signal !== 'object' || signal === null || !('aborted' in signal))) {
-    throw argumentError(new TypeError(`The "options.signal" property must be an instance of AbortSignal. Received ${typeof signal}`), 'ERR_INVALID_ARG_TYPE');
+    throw argumentError(
+      new TypeError(`The "options.signal" property must be an instance of AbortSignal. Received ${typeof signal}`),
+      'ERR_INVALID_ARG_TYPE',
+    );
   }
   if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
     throw argumentError(
-      new RangeError(`The value of "options.timeoutMs" is out of range. It must be >= 0 && <= ${MAX_TIMEOUT_MS}. Received ${String(timeoutMs)}`),
+      new RangeError(
+        `The value of "options.timeoutMs" is out of range. It must be >= 0 && <= ${MAX_TIMEOUT_MS}. Received ${String(timeoutMs)}`,
+      ),
       'ERR_OUT_OF_RANGE',
     );
   }
@@ -213,7 +219,12 @@ export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}
     timeoutMs === undefined
       ? undefined
       : setTimeout(() => {
-          stop(Object.assign(new Error(`ETIMEDOUT: lock wait timed out after ${timeoutMs} ms, flock`), { code: 'ETIMEDOUT', syscall: 'flock' }));
+          stop(
+            Object.assign(new Error(`ETIMEDOUT: lock wait timed out after ${timeoutMs} ms, flock`), {
+              code: 'ETIMEDOUT',
+              syscall: 'flock',
+            }),
+          );
         }, timeoutMs);
   const cleanup = (): void => {
     signal?.removeEventListener('abort', onAbort);
@@ -229,4 +240,3 @@ export function flockWait(fd: number, op: number, options: FlockWaitOptions = {}
     },
   );
 }
-

@@ -52,7 +52,13 @@ export function createRunState(runDirectory = ensureRunDir()): RunStateFiles {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o700 });
   const path = (file: StateFile): string => join(dir, FILES[file].name);
-  const files: RunStateFiles = { dir, deployCount: path('deployCount'), opState: path('opState'), deps: path('deps'), depsSkip: path('depsSkip') };
+  const files: RunStateFiles = {
+    dir,
+    deployCount: path('deployCount'),
+    opState: path('opState'),
+    deps: path('deps'),
+    depsSkip: path('depsSkip'),
+  };
   writeFileSync(files.deployCount, '0', { flag: 'wx' });
   writeFileSync(files.opState, '{}', { flag: 'wx' });
   writeFileSync(files.deps, '{}', { flag: 'wx' });

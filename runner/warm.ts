@@ -26,7 +26,10 @@ export function parseAppType(envText: string): { recipe: string; version: string
 
 /** The warm apps to reconcile: `--apps` or `CCCI_WARM_APPS`, comma-separated domains. */
 export function parseWarmApps(text: string | undefined, what = 'CCCI_WARM_APPS'): string[] {
-  const domains = (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const domains = (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (domains.length === 0) throw new InputError('no warm apps configured: set CCCI_WARM_APPS or pass --apps (comma-separated domains)');
   for (const domain of domains) assertDomain(domain, `${what} domain`);
   return domains;

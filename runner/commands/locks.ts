@@ -34,7 +34,10 @@ export async function main(args: string[]): Promise<number> {
     locks = inspectAppLocks((path, why) => console.error(`cc-ci locks: skipping ${path}: ${why}`));
   } catch (error) {
     // A lock dir we cannot list is a setting to fix, not a crash to debug.
-    throw new InputError(`lock dir ${dir} cannot be read (${(error as Error).message}) (CCCI_APP_LOCK_DIR)`, { code: 'ERR_CCCI_LOCK_DIR', path: dir });
+    throw new InputError(`lock dir ${dir} cannot be read (${(error as Error).message}) (CCCI_APP_LOCK_DIR)`, {
+      code: 'ERR_CCCI_LOCK_DIR',
+      path: dir,
+    });
   }
   // print, not console.log: no stdout stream to set up (runner/commands/output.ts)
   if (values.json) print(1, JSON.stringify(locks, null, 2));
@@ -69,7 +72,12 @@ export function formatLocks(locks: AppLockInfo[], dir: string): string {
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i]!.length)));
   const held = locks.filter((lock) => lock.state === 'held').length;
   return [
-    ...rows.map((row) => row.map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell)).join('  ').trimEnd()),
+    ...rows.map((row) =>
+      row
+        .map((cell, i) => (i < 4 ? cell.padEnd(widths[i]!) : cell))
+        .join('  ')
+        .trimEnd(),
+    ),
     '',
     `${locks.length} lockfile${locks.length === 1 ? '' : 's'} in ${dir}: ${held} held, ${locks.length - held} free`,
   ].join('\n');

@@ -76,19 +76,20 @@ export function dockerClient(context: DockerContext): Docker {
       container: ['ps', '-a', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{.Names}}'],
     };
     const out = await docker(list[kind]);
-    const all = out.split('\n').map((n) => n.trim()).filter(Boolean);
+    const all = out
+      .split('\n')
+      .map((n) => n.trim())
+      .filter(Boolean);
     return kind === 'container' ? all : all.filter((n) => n.startsWith(prefix));
   };
 
   const services = async (stack: string): Promise<ServiceState[]> => {
-    const replicas = parseReplicas(
-      await docker(['service', 'ls', '--filter', `name=${stack}_`, '--format', '{{.Name}} {{.Replicas}}']),
-    );
+    const replicas = parseReplicas(await docker(['service', 'ls', '--filter', `name=${stack}_`, '--format', '{{.Name}} {{.Replicas}}']));
     const own = [...replicas.keys()].filter((n) => n.startsWith(`${stack}_`));
     if (own.length === 0) return [];
-    const updates = (
-      await docker(['service', 'inspect', ...own, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'])
-    ).split('\n');
+    const updates = (await docker(['service', 'inspect', ...own, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'])).split(
+      '\n',
+    );
     return own.map((name, i) => ({ name, ...replicas.get(name)!, update: (updates[i] ?? '').trim() }));
   };
 
@@ -116,23 +117,21 @@ export function dockerClient(context: DockerContext): Docker {
       }),
     waitHealthy: (stack, timeoutMs) =>
       until(`stack ${stack} did not become healthy`, timeoutMs, async () => {
-        const out = await docker([
-          'ps',
-          '--filter',
-          `label=com.docker.stack.namespace=${stack}`,
-          '--format',
-          '{{.Names}} {{.Status}}',
-        ]);
-        const waiting = out
-          .split('\n')
-          .filter((line) => /\((health: starting|unhealthy)\)/.test(line));
+        const out = await docker(['ps', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{.Names}} {{.Status}}']);
+        const waiting = out.split('\n').filter((line) => /\((health: starting|unhealthy)\)/.test(line));
         if (out.trim() === '') return 'no running containers';
         return waiting.length ? waiting.join(', ') : null;
       }),
     container: async (stack, service) => {
       const filter = service ? `label=com.docker.swarm.service.name=${stack}_${service}` : `label=com.docker.stack.namespace=${stack}`;
       const out = await docker(['ps', '--filter', filter, '--filter', 'status=running', '--format', '{{.Names}}']);
-      return out.split('\n').map((n) => n.trim()).filter(Boolean).sort()[0] ?? null;
+      return (
+        out
+          .split('\n')
+          .map((n) => n.trim())
+          .filter(Boolean)
+          .sort()[0] ?? null
+      );
     },
     execIn: (container, command) => docker(['exec', container, ...command]),
     volumeMount: async (container) => {
@@ -142,7 +141,12 @@ export function dockerClient(context: DockerContext): Docker {
         '--format',
         '{{range .Mounts}}{{if eq .Type "volume"}}{{.Destination}}\n{{end}}{{end}}',
       ]);
-      return out.split('\n').map((n) => n.trim()).filter(Boolean)[0] ?? null;
+      return (
+        out
+          .split('\n')
+          .map((n) => n.trim())
+          .filter(Boolean)[0] ?? null
+      );
     },
     removeStack: async (stack) => {
       if ((await names('service', stack)).length > 0) await docker(['stack', 'rm', stack]);

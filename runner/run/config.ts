@@ -30,7 +30,10 @@ export interface RunConfig {
 }
 
 function parseStages(text: string, what: string): StageName[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new InputError(`${what} must name at least one of ${STAGES.join(',')}, got ${JSON.stringify(text)}`);
   for (const name of names) {
     if (!(STAGES as readonly string[]).includes(name)) {
@@ -49,7 +52,9 @@ function parseGitBase(text: string): string {
     url = undefined;
   }
   if (url === undefined || !['https:', 'http:', 'ssh:', 'git:', 'file:'].includes(url.protocol) || /[\s\0]/.test(text)) {
-    throw new InputError(`CCCI_GIT_BASE must be an http(s), ssh, git or file URL such as https://git.autonomic.zone, got ${JSON.stringify(text)}`);
+    throw new InputError(
+      `CCCI_GIT_BASE must be an http(s), ssh, git or file URL such as https://git.autonomic.zone, got ${JSON.stringify(text)}`,
+    );
   }
   return text.replace(/\/+$/, '');
 }
@@ -70,7 +75,8 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
       stages: { type: 'string' },
     },
   });
-  if (env.CCCI_QUICK === '1') throw new InputError('CCCI_QUICK=1 (the quick lane) is not implemented in cc-ci; unset it to run the full CI');
+  if (env.CCCI_QUICK === '1')
+    throw new InputError('CCCI_QUICK=1 (the quick lane) is not implemented in cc-ci; unset it to run the full CI');
   // Each message names what the user set: the flag when given, else the variable.
   const named = (flag: keyof typeof values, variable: string): string => (values[flag] === undefined ? variable : `--${flag}`);
   const recipe = values.recipe ?? env.RECIPE;
@@ -78,7 +84,9 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
   assertRecipe(recipe, named('recipe', 'RECIPE'));
   const ref = values.ref ?? env.REF ?? null;
   if (ref !== null && (!/^[A-Za-z0-9][A-Za-z0-9._/+-]{0,254}$/.test(ref) || ref.includes('..'))) {
-    throw new InputError(`${named('ref', 'REF')} must be a git commit, branch or ref name (no '..', no leading '-'): ${JSON.stringify(ref)}`);
+    throw new InputError(
+      `${named('ref', 'REF')} must be a git commit, branch or ref name (no '..', no leading '-'): ${JSON.stringify(ref)}`,
+    );
   }
   const pr = values.pr ?? env.PR ?? '0';
   if (!/^[0-9]{1,9}$/.test(pr)) throw new InputError(`${named('pr', 'PR')} must be a number, got ${JSON.stringify(pr)}`);
@@ -89,6 +97,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
   const gitBase = parseGitBase(env.CCCI_GIT_BASE || 'https://git.autonomic.zone');
   const token = env.CCCI_GIT_TOKEN || undefined;
   // Sent as an HTTP header: a line break would end the header early. Never shown: it is a secret.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check looks for
   if (token !== undefined && /[\0-\x1f\x7f]/.test(token)) {
     throw new InputError('CCCI_GIT_TOKEN contains a control character (line break, tab, NUL, ...); its value is not shown');
   }

@@ -32,7 +32,8 @@ export function parseIngress(env: NodeJS.ProcessEnv = process.env): IngressConfi
   const text = env.CCCI_INGRESS || DEFAULT_INGRESS;
   const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(text);
   const port = match ? Number(match[2]) : 0;
-  if (!match || port < 1 || port > 65535) throw new InputError(`CCCI_INGRESS must be host:port (such as 127.0.0.1:443), got ${JSON.stringify(text)}`);
+  if (!match || port < 1 || port > 65535)
+    throw new InputError(`CCCI_INGRESS must be host:port (such as 127.0.0.1:443), got ${JSON.stringify(text)}`);
   const caFile = env.CCCI_INGRESS_CA || null;
   const ca = [...rootCertificates];
   if (caFile !== null) {
@@ -42,7 +43,8 @@ export function parseIngress(env: NodeJS.ProcessEnv = process.env): IngressConfi
     } catch (error) {
       throw new InputError(`CCCI_INGRESS_CA=${caFile} cannot be read: ${(error as Error).message}`, { path: caFile });
     }
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new InputError(`CCCI_INGRESS_CA=${caFile} holds no PEM certificate`, { path: caFile });
+    if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+      throw new InputError(`CCCI_INGRESS_CA=${caFile} holds no PEM certificate`, { path: caFile });
     ca.push(pem);
   }
   return { enabled: health === 'on', host: match[1]!.replace(/^\[|\]$/g, ''), port, caFile, ca };
@@ -55,7 +57,6 @@ export interface HealthSpec {
   status: number[] | null;
   timeoutMs: number;
 }
-
 
 const RETRY_MS = 1_000;
 const ATTEMPT_TIMEOUT_MS = 10_000;
@@ -79,7 +80,9 @@ function attempt(ingress: IngressConfig, domain: string, path: string, signal: A
       response.resume(); // the body is not needed: the status says it
       resolve(response.statusCode ?? 0);
     });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error(`no answer within ${ATTEMPT_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', reject);
     req.end();
   });
@@ -109,7 +112,9 @@ export async function checkHealth(options: {
     return { name, verdict: 'skip', reason: 'CCCI_HEALTH=off', durationMs: 0 };
   }
   const via = `${ingress.host}:${ingress.port}`;
-  log(`== health: waiting for ${url} to answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} (up to ${Math.round(spec.timeoutMs / 1000)} s) ==`);
+  log(
+    `== health: waiting for ${url} to answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} (up to ${Math.round(spec.timeoutMs / 1000)} s) ==`,
+  );
   const started = Date.now();
   let last = 'no attempt made';
   for (let tries = 1; ; tries++) {
@@ -128,7 +133,10 @@ export async function checkHealth(options: {
     }
     const waited = Date.now() - started;
     if (waited + RETRY_MS > spec.timeoutMs) {
-      throw new CcciError('ERR_CCCI_HEALTH', `${url} did not answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} within ${Math.round(waited / 1000)} s (${tries} tries); last: ${last}`);
+      throw new CcciError(
+        'ERR_CCCI_HEALTH',
+        `${url} did not answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} within ${Math.round(waited / 1000)} s (${tries} tries); last: ${last}`,
+      );
     }
     await sleep(RETRY_MS, undefined, { signal });
   }

@@ -9,7 +9,6 @@ import { execa } from 'execa';
 import type { Log } from '../host/log.js';
 import type { Check } from './results.js';
 
-
 export const HOOKS = { installSteps: 'install_steps.sh', setupCustomTests: 'setup_custom_tests.sh' } as const;
 export type HookName = keyof typeof HOOKS;
 
@@ -29,7 +28,9 @@ export function assembleTests(options: { tree: string; operatorDir: string; runD
   const dest = join(runDir, 'tests');
   rmSync(dest, { recursive: true, force: true });
   const sources = [own, operatorDir].filter((dir) => existsSync(dir) && statSync(dir).isDirectory());
-  log(`== tests: the recipe's tests/ ${sources.includes(own) ? `(${listing(own)})` : '(none)'}; the operator's ${operatorDir} ${sources.includes(operatorDir) ? `(${listing(operatorDir)})` : '(none)'} ==`);
+  log(
+    `== tests: the recipe's tests/ ${sources.includes(own) ? `(${listing(own)})` : '(none)'}; the operator's ${operatorDir} ${sources.includes(operatorDir) ? `(${listing(operatorDir)})` : '(none)'} ==`,
+  );
   if (sources.length === 0) return null;
   mkdirSync(dest, { recursive: true });
   for (const source of sources) cpSync(source, dest, { recursive: true, force: true, verbatimSymlinks: true });
@@ -75,7 +76,12 @@ export async function runScript(name: string, options: ScriptOptions): Promise<C
   const { dir, env, timeoutMs, signal, log } = options;
   const path = join(dir, name);
   const started = Date.now();
-  const done = (verdict: Check['verdict'], reason?: string): Check => ({ name, verdict, ...(reason ? { reason } : {}), durationMs: Date.now() - started });
+  const done = (verdict: Check['verdict'], reason?: string): Check => ({
+    name,
+    verdict,
+    ...(reason ? { reason } : {}),
+    durationMs: Date.now() - started,
+  });
   const direct = executable(path);
   if (!direct && !name.endsWith('.sh')) return done('fail', `${name} is not executable (chmod +x it, or name it *.sh to run it with sh)`);
   const stderr: string[] = [];
@@ -99,7 +105,10 @@ export async function runScript(name: string, options: ScriptOptions): Promise<C
     reject: false,
   });
   signal.throwIfAborted();
-  const last = stderr.filter((line) => line.trim()).at(-1)?.trim();
+  const last = stderr
+    .filter((line) => line.trim())
+    .at(-1)
+    ?.trim();
   if (result.timedOut) return done('fail', `timed out after ${Math.round(timeoutMs / 1000)} s`);
   if (result.exitCode === 0) return done('pass');
   if (result.exitCode === SKIP_EXIT) return done('skip', last ?? 'skipped (no reason given on stderr)');

@@ -3,7 +3,7 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { RunAbortedError, RunFailedError } from '../../lib/errors.js';
+import { type RunAbortedError, RunFailedError } from '../../lib/errors.js';
 import type { Log } from '../host/log.js';
 import type { RunConfig } from './config.js';
 import { junitXml } from './junit.js';

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ensureRunDir, runId, setupRunAbraDir } from '../../lib/abra-dir.js';
-import { EXIT, exitCodeFor, isExpected, RunAbortedError } from '../../lib/errors.js';
+import { EXIT, exitCodeFor, isExpected, type RunAbortedError } from '../../lib/errors.js';
 import { janitor } from '../../lib/janitor.js';
 import { installLifetimeGuards } from '../../lib/lifetime.js';
 import { appDomain, stackName } from '../../lib/naming.js';
@@ -34,7 +34,11 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   const results = startResults(config, domain, runId(), join(dir, 'run.log'));
   // Registered first, so it runs last: whatever way the run ends, results.json says how.
   lifetime.onTeardown(() => finishResults(results, lifetime.signal.reason as RunAbortedError, dir, log));
-  const teardown = ownTeardown(domain, (signal) => hostTools({ server: config.server, log, signal }), (outcome) => (results.teardown = outcome));
+  const teardown = ownTeardown(
+    domain,
+    (signal) => hostTools({ server: config.server, log, signal }),
+    (outcome) => (results.teardown = outcome),
+  );
   lifetime.onTeardown(async (signal) => void (await teardown(signal)));
 
   return lifetime.run(async (signal) => {
@@ -50,7 +54,9 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   });
 
   async function main(signal: AbortSignal): Promise<number> {
-    log(`== cc-ci run ${results.runId}: recipe=${config.recipe} ref=${config.ref ?? '(catalogue)'} pr=${config.pr} domain=${domain} stages=${config.stages.join(',')} ==`);
+    log(
+      `== cc-ci run ${results.runId}: recipe=${config.recipe} ref=${config.ref ?? '(catalogue)'} pr=${config.pr} domain=${domain} stages=${config.stages.join(',')} ==`,
+    );
     const tools = hostTools({ server: config.server, log, signal });
 
     setupRunAbraDir(log);
@@ -59,12 +65,21 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     const state = createRunState(dir);
     lifetime.onTeardown(() => removeRunState(state));
 
-    const tree = await fetchRecipe({ ...config, ref: config.ref ?? undefined, src: config.src ?? undefined, abra: tools.abra, log, signal });
+    const tree = await fetchRecipe({
+      ...config,
+      ref: config.ref ?? undefined,
+      src: config.src ?? undefined,
+      abra: tools.abra,
+      log,
+      signal,
+    });
     const head = await headCommit(tree);
     const tests = assembleTests({ tree, operatorDir: config.operatorTests, runDir: dir, log });
     const contract = readContract(tests);
     if (contract.deps.length > 0) {
-      log(`== ccci.yml declares dependencies (${contract.deps.map((dep) => dep.recipe).join(', ')}): this cc-ci does not deploy them yet; tests that need them should skip (exit 77) ==`);
+      log(
+        `== ccci.yml declares dependencies (${contract.deps.map((dep) => dep.recipe).join(', ')}): this cc-ci does not deploy them yet; tests that need them should skip (exit 77) ==`,
+      );
     }
 
     const swept = await janitor({ ...defaultJanitorHooks({ log, signal }), log });
@@ -74,8 +89,27 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     const scriptEnv = contractEnv(config, contract.env, { domain, stack, tree, state, artifacts: join(dir, 'artifacts') });
     const health = { path: contract.health.path, status: contract.health.status, timeoutMs: contract.health.timeoutSeconds * 1000 };
     const stages = {
-      ...{ ...tools, recipe: config.recipe, domain, stack, runId: results.runId, tree, head, tests, scriptEnv, envKeys: contract.env, health, state, signal },
-      ...{ testTimeoutMs: config.testTimeoutMs, ingress: config.ingress, convergeTimeoutMs: config.convergeTimeoutMs, checks: { health: [], hooks: [], tests: [] } },
+      ...{
+        ...tools,
+        recipe: config.recipe,
+        domain,
+        stack,
+        runId: results.runId,
+        tree,
+        head,
+        tests,
+        scriptEnv,
+        envKeys: contract.env,
+        health,
+        state,
+        signal,
+      },
+      ...{
+        testTimeoutMs: config.testTimeoutMs,
+        ingress: config.ingress,
+        convergeTimeoutMs: config.convergeTimeoutMs,
+        checks: { health: [], hooks: [], tests: [] },
+      },
     };
     // Between `abra app new` and the first deploy: ccci.yml's env keys, then install_steps.sh.
     const beforeDeploy = (checks: StageChecks) => async () => {
@@ -84,7 +118,16 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     };
     await runStages(stages, config.stages, results, async (checks) => {
       try {
-        await deployApp({ ...tools, recipe: config.recipe, domain, tree, state, signal, convergeTimeoutMs: config.convergeTimeoutMs, beforeDeploy: beforeDeploy(checks) });
+        await deployApp({
+          ...tools,
+          recipe: config.recipe,
+          domain,
+          tree,
+          state,
+          signal,
+          convergeTimeoutMs: config.convergeTimeoutMs,
+          beforeDeploy: beforeDeploy(checks),
+        });
       } finally {
         results.deploys = deployCount(state);
       }

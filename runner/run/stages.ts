@@ -75,21 +75,37 @@ async function settle(ctx: StageContext): Promise<void> {
 export async function health(ctx: Pick<StageContext, 'ingress' | 'domain' | 'health' | 'signal' | 'log' | 'checks'>): Promise<void> {
   const started = Date.now();
   try {
-    ctx.checks.health.push(await checkHealth({ ingress: ctx.ingress, domain: ctx.domain, spec: ctx.health, signal: ctx.signal, log: ctx.log }));
+    ctx.checks.health.push(
+      await checkHealth({ ingress: ctx.ingress, domain: ctx.domain, spec: ctx.health, signal: ctx.signal, log: ctx.log }),
+    );
   } catch (error) {
     if (!ctx.signal.aborted) {
-      ctx.checks.health.push({ name: `health https://${ctx.domain}${ctx.health.path}`, verdict: 'fail', reason: (error as Error).message, durationMs: Date.now() - started });
+      ctx.checks.health.push({
+        name: `health https://${ctx.domain}${ctx.health.path}`,
+        verdict: 'fail',
+        reason: (error as Error).message,
+        durationMs: Date.now() - started,
+      });
     }
     throw error;
   }
 }
 
 /** Runs one hook of the tests dir, if present, recorded in the stage; a failing hook throws. */
-export async function hook(ctx: Pick<StageContext, 'tests' | 'scriptEnv' | 'testTimeoutMs' | 'signal' | 'log' | 'checks'>, which: keyof typeof HOOKS): Promise<void> {
+export async function hook(
+  ctx: Pick<StageContext, 'tests' | 'scriptEnv' | 'testTimeoutMs' | 'signal' | 'log' | 'checks'>,
+  which: keyof typeof HOOKS,
+): Promise<void> {
   const name = HOOKS[which];
   if (ctx.tests === null || !existsSync(join(ctx.tests, name))) return;
   ctx.log(`== hook: ${name} ==`);
-  const check = await runScript(name, { dir: ctx.tests, env: ctx.scriptEnv, timeoutMs: ctx.testTimeoutMs, signal: ctx.signal, log: ctx.log });
+  const check = await runScript(name, {
+    dir: ctx.tests,
+    env: ctx.scriptEnv,
+    timeoutMs: ctx.testTimeoutMs,
+    signal: ctx.signal,
+    log: ctx.log,
+  });
   ctx.checks.hooks.push(check);
   if (check.verdict === 'fail') throw new CcciError('ERR_CCCI_HOOK', `${name} failed: ${check.reason}`);
 }
@@ -114,7 +130,8 @@ async function upgrade(ctx: StageContext): Promise<StageOutcome> {
   await settle(ctx);
   if (!hasVolume) return { verdict: 'pass', reason: 'upgraded; the app has no volume, so data survival was not checked' };
   const after = await readMarker(ctx);
-  if (after !== marker) throw new CcciError('ERR_CCCI_STAGE_CHECK', `data written before the upgrade did not survive it (found ${JSON.stringify(after)})`);
+  if (after !== marker)
+    throw new CcciError('ERR_CCCI_STAGE_CHECK', `data written before the upgrade did not survive it (found ${JSON.stringify(after)})`);
   return { verdict: 'pass' };
 }
 
@@ -140,7 +157,8 @@ async function restore(ctx: StageContext): Promise<StageOutcome> {
   await ctx.abra.restore(ctx.domain);
   await settle(ctx);
   const after = await readMarker(ctx);
-  if (after !== marker) throw new CcciError('ERR_CCCI_STAGE_CHECK', `restore did not bring back the backed-up data (found ${JSON.stringify(after)})`);
+  if (after !== marker)
+    throw new CcciError('ERR_CCCI_STAGE_CHECK', `restore did not bring back the backed-up data (found ${JSON.stringify(after)})`);
   return { verdict: 'pass' };
 }
 
@@ -153,16 +171,26 @@ async function custom(ctx: StageContext): Promise<StageOutcome> {
   const results: Check[] = [];
   for (const name of tests) {
     ctx.log(`== custom: ${name} ==`);
-    const check = await runScript(name, { dir: ctx.tests, env: ctx.scriptEnv, timeoutMs: ctx.testTimeoutMs, signal: ctx.signal, log: ctx.log });
+    const check = await runScript(name, {
+      dir: ctx.tests,
+      env: ctx.scriptEnv,
+      timeoutMs: ctx.testTimeoutMs,
+      signal: ctx.signal,
+      log: ctx.log,
+    });
     ctx.log(`== custom: ${name} ${check.verdict.toUpperCase()}${check.reason ? ` — ${check.reason}` : ''} ==`);
     results.push(check);
     ctx.checks.tests.push(check);
   }
   const failed = results.filter((check) => check.verdict === 'fail');
   if (failed.length > 0) {
-    throw new CcciError('ERR_CCCI_TESTS', `${failed.length} of ${results.length} tests failed: ${failed.map((check) => `${check.name} (${check.reason})`).join('; ')}`);
+    throw new CcciError(
+      'ERR_CCCI_TESTS',
+      `${failed.length} of ${results.length} tests failed: ${failed.map((check) => `${check.name} (${check.reason})`).join('; ')}`,
+    );
   }
-  if (results.length > 0 && results.every((check) => check.verdict === 'skip')) return { verdict: 'skip', reason: `all ${results.length} tests skipped` };
+  if (results.length > 0 && results.every((check) => check.verdict === 'skip'))
+    return { verdict: 'skip', reason: `all ${results.length} tests skipped` };
   return { verdict: 'pass' };
 }
 

@@ -120,7 +120,11 @@ function groupAlive(pgid: number): boolean {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, timeoutMs: number, probe: () => T | null | undefined | false | Promise<T | null | undefined | false>): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -135,7 +139,10 @@ async function until<T>(what: string, timeoutMs: number, probe: () => T | null |
 
 async function dockerNames(args: string[]): Promise<string[]> {
   const { stdout } = await execa('docker', args);
-  return stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  return stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Everything the swarm and the world still have of `domain` (networks are checked separately). */
@@ -145,7 +152,9 @@ async function residue(world: World, domain: string): Promise<string[]> {
   const left = [
     ...(await dockerNames(['stack', 'ls', '--format', '{{.Name}}'])).filter((n) => n === stack).map((n) => `stack ${n}`),
     ...own(await dockerNames(['service', 'ls', '--format', '{{.Name}}'])).map((n) => `service ${n}`),
-    ...(await dockerNames(['ps', '-a', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{.Names}}'])).map((n) => `container ${n}`),
+    ...(await dockerNames(['ps', '-a', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{.Names}}'])).map(
+      (n) => `container ${n}`,
+    ),
     ...own(await dockerNames(['volume', 'ls', '--format', '{{.Name}}'])).map((n) => `volume ${n}`),
     ...own(await dockerNames(['secret', 'ls', '--format', '{{.Name}}'])).map((n) => `secret ${n}`),
   ];
@@ -243,7 +252,9 @@ function teardownLines(world: World, id: string): string[] {
 }
 
 describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
-  it(`SIGKILLs ${ITERATIONS} runs at random instants; the janitor leaves nothing and a live run stays green (seed ${SEED})`, { timeout: 20 * 60_000 }, async () => {
+  it(`SIGKILLs ${ITERATIONS} runs at random instants; the janitor leaves nothing and a live run stays green (seed ${SEED})`, {
+    timeout: 20 * 60_000,
+  }, async () => {
     const world = newWorld();
     const rng = new Random(SEED);
     const t0 = Date.now();
@@ -253,7 +264,9 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
     const tmp = join(dirname(world.runs), 'tmp');
     mkdirSync(tmp);
     const env = { ...world.env, CCCI_TEST_ABRA_LOG: abraLog, TMPDIR: tmp };
-    console.log(`chaos: seed ${SEED} (replay with CCCI_CHAOS_SEED=${SEED}), ${ITERATIONS} iterations in ${LANES} lanes, world ${world.base}`);
+    console.log(
+      `chaos: seed ${SEED} (replay with CCCI_CHAOS_SEED=${SEED}), ${ITERATIONS} iterations in ${LANES} lanes, world ${world.base}`,
+    );
 
     const before = abraTree(world.home);
     const kills: Kill[] = [];
@@ -271,7 +284,13 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
     const stepRuns = new Set<number>(); // runs started by a wrapper we killed: their own session
     let stopping = false; // a lane failed: the other stops at its next iteration
     // Phase durations (ms), refined from every run's log as it goes.
-    const estimate: Record<Phase, number> = { 'before-lock': 500, 'lock-to-app-new': 60, 'mid-deploy': 3500, 'mid-stage': 2500, 'mid-teardown': 6000 };
+    const estimate: Record<Phase, number> = {
+      'before-lock': 500,
+      'lock-to-app-new': 60,
+      'mid-deploy': 3500,
+      'mid-stage': 2500,
+      'mid-teardown': 6000,
+    };
 
     const noteReaps = (reap: Reap, domains: string[]): void => {
       for (const domain of domains) reapedBy.set(domain, [...(reapedBy.get(domain) ?? []), reap]);
@@ -281,7 +300,10 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const log = runLog(world, id);
       for (const entry of log) {
         const match = /^== janitor: reaped \[([^\]]*)\]/.exec(entry.line);
-        const detail = log.filter((e) => e.at <= entry.at).map((e) => e.line).join('\n');
+        const detail = log
+          .filter((e) => e.at <= entry.at)
+          .map((e) => e.line)
+          .join('\n');
         if (match?.[1]) noteReaps({ who: `${id}'s own janitor`, from: log[0]!.at, to: entry.at, detail }, match[1].split(', '));
       }
     };
@@ -313,10 +335,17 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       }
     };
     /** Reaps that removed something (a janitor's teardown of an already-gone app does nothing). */
-    const effectiveReaps = (domain: string): Reap[] => (reapedBy.get(domain) ?? []).filter((r) => teardownActions(r.detail, domain).length > 0);
-    const sweepOnce = async (who: string): Promise<{ reaped: string[]; live: string[]; skipped: { domain: string; reason: string }[]; stdout: string; stderr: string }> => {
+    const effectiveReaps = (domain: string): Reap[] =>
+      (reapedBy.get(domain) ?? []).filter((r) => teardownActions(r.detail, domain).length > 0);
+    const sweepOnce = async (
+      who: string,
+    ): Promise<{ reaped: string[]; live: string[]; skipped: { domain: string; reason: string }[]; stdout: string; stderr: string }> => {
       const from = Date.now();
-      const sweep = await execa(process.execPath, [CLI, 'janitor', '--json'], { env: { ...process.env, ...env }, reject: false, timeout: 240_000 });
+      const sweep = await execa(process.execPath, [CLI, 'janitor', '--json'], {
+        env: { ...process.env, ...env },
+        reject: false,
+        timeout: 240_000,
+      });
       expect(sweep.exitCode, `${who}: ${sweep.stderr}`).toBe(0);
       const report = JSON.parse(sweep.stdout) as { reaped: string[]; live: string[]; skipped: { domain: string; reason: string }[] };
       noteReaps({ who, from, to: Date.now(), detail: sweep.stderr }, report.reaped);
@@ -335,7 +364,14 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const perIteration = iterationsDone ? (Date.now() - t0) / iterationsDone : Infinity;
       const sleepS = Math.max(5, Math.min(COMPANION_SLEEP_S, Math.round((perIteration * (ITERATIONS - iterationsDone)) / 1000)));
       const helper = startCli(['run'], {
-        env: { ...env, RECIPE: 'ccci-other', PR: pr, CCCI_RUN_ID: id, STAGES: 'install,custom', ...customSleep(world, id, 'ccci-other', sleepS) },
+        env: {
+          ...env,
+          RECIPE: 'ccci-other',
+          PR: pr,
+          CCCI_RUN_ID: id,
+          STAGES: 'install,custom',
+          ...customSleep(world, id, 'ccci-other', sleepS),
+        },
       });
       const companion = { id, domain: domainOf(world, 'ccci-other', pr), helper, exitAt: null as number | null };
       void helper.exited.then(() => (companion.exitAt = Date.now()));
@@ -344,7 +380,10 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
     const companionDone = async (companion: (typeof companions)[number]): Promise<void> => {
       const exit = await companion.helper.exited;
       expect(exit, `companion ${companion.id} must stay green:\n${companion.helper.output()}`).toEqual({ code: 0, signal: null });
-      const results = JSON.parse(readFileSync(join(world.runs, companion.id, 'results.json'), 'utf8')) as { stages: { name: string; verdict: string }[]; teardown: string };
+      const results = JSON.parse(readFileSync(join(world.runs, companion.id, 'results.json'), 'utf8')) as {
+        stages: { name: string; verdict: string }[];
+        teardown: string;
+      };
       expect(results.stages.map((s) => `${s.name}:${s.verdict}`)).toEqual(['install:pass', 'custom:pass']);
       expect(results.teardown).toBe('clean');
       runJanitorLines(companion.id);
@@ -365,9 +404,12 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
           return;
         }
         const midStage = (): boolean =>
-          current.helper.lines.some((l) => l.startsWith('== custom: pause.sh')) && !current.helper.lines.some((l) => l.startsWith('== teardown:'));
+          current.helper.lines.some((l) => l.startsWith('== custom: pause.sh')) &&
+          !current.helper.lines.some((l) => l.startsWith('== teardown:'));
         if (!midStage()) return;
-        const services = (await dockerNames(['service', 'ls', '--format', '{{.Name}}'])).filter((n) => n.startsWith(current.domain.replaceAll('.', '_')));
+        const services = (await dockerNames(['service', 'ls', '--format', '{{.Name}}'])).filter((n) =>
+          n.startsWith(current.domain.replaceAll('.', '_')),
+        );
         if (midStage()) expect(services, `the live companion ${current.domain} lost its app`).not.toEqual([]);
       }));
 
@@ -405,7 +447,14 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const id = `chaos-${i}`;
       const pr = String(i);
       const domain = domainOf(world, 'ccci-demo', pr);
-      const runEnv = { ...env, RECIPE: 'ccci-demo', PR: pr, CCCI_RUN_ID: id, STAGES: 'install,custom', ...customSleep(world, id, 'ccci-demo', r.int(1, 3)) };
+      const runEnv = {
+        ...env,
+        RECIPE: 'ccci-demo',
+        PR: pr,
+        CCCI_RUN_ID: id,
+        STAGES: 'install,custom',
+        ...customSleep(world, id, 'ccci-demo', r.int(1, 3)),
+      };
       const started = Date.now();
       let helper: Helper;
       let runPid: number;
@@ -451,7 +500,8 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const order: (Phase | 'end')[] = [...PHASES, 'end'];
       for (let p = 0; p < PHASES.length; p++) {
         const [a, b] = [starts[order[p]!], starts[order[p + 1]!]];
-        if (a !== null && b !== null && b <= killAt) estimate[PHASES[p]!] = Math.round(0.5 * estimate[PHASES[p]!] + 0.5 * Math.max(1, b - a));
+        if (a !== null && b !== null && b <= killAt)
+          estimate[PHASES[p]!] = Math.round(0.5 * estimate[PHASES[p]!] + 0.5 * Math.max(1, b - a));
       }
       const logged = runLog(world, id).map((e) => e.line);
       runJanitorLines(id);
@@ -463,10 +513,16 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
         const resultsPath = join(world.runs, id, 'results.json');
         const transcript = `${id} (wrapper killed ${landed})\n${logged.join('\n')}`;
         if (!existsSync(resultsPath)) {
-          expect(logged.some((l) => l.startsWith('== refusing to run:')), transcript).toBe(true);
+          expect(
+            logged.some((l) => l.startsWith('== refusing to run:')),
+            transcript,
+          ).toBe(true);
         } else {
           const results = JSON.parse(readFileSync(resultsPath, 'utf8')) as { exitCode: number; teardown: string };
-          expect(logged.some((l) => /^== SIGTERM received( during teardown — ignored)? /.test(l)), transcript).toBe(true);
+          expect(
+            logged.some((l) => /^== SIGTERM received( during teardown — ignored)? /.test(l)),
+            transcript,
+          ).toBe(true);
           expect([143, 0], `${JSON.stringify(results)}\n${transcript}`).toContain(results.exitCode);
           if (landed !== 'before-lock') expect(results.teardown, transcript).toBe('clean');
         }
@@ -482,7 +538,10 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const lockfile = join(world.locks, `cc-ci-app-${domain}.lock`);
       await until(`${domain}'s lock to be free after the sweeps`, 240_000, () => lockState(lockfile) !== 'held');
       const raced = new Set(['lockfile unlinked by another janitor during this sweep']);
-      expect(report.skipped.filter((s) => !raced.has(s.reason)), `janitor after ${id}: ${report.stderr}`).toEqual([]);
+      expect(
+        report.skipped.filter((s) => !raced.has(s.reason)),
+        `janitor after ${id}: ${report.stderr}`,
+      ).toEqual([]);
 
       const left = await residue(world, domain);
       left.push(...(await settledNetworks(domain, id)).map((n) => `network ${n}`));
@@ -490,16 +549,24 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
         leftovers.push(`${id} (killed ${landed}, ${how}): ${left.join(', ')}`);
         console.log(`chaos: ${id} left ${left.join(', ')}:\n${teardownLines(world, id).join('\n')}\n--- janitor ---\n${report.stderr}`);
       }
-      expect(left, `${id} killed ${landed} (${how}); janitor said ${report.stdout}\n${report.stderr}\n--- run log ---\n${logged.join('\n')}`).toEqual([]);
+      expect(
+        left,
+        `${id} killed ${landed} (${how}); janitor said ${report.stdout}\n${report.stderr}\n--- run log ---\n${logged.join('\n')}`,
+      ).toEqual([]);
 
       checkCompanions();
       for (const reaped of reapedBy.keys()) {
         const effective = effectiveReaps(reaped);
-        expect(effective.length, `${reaped} torn down by more than one janitor:\n${effective.map((r) => `--- ${r.who} ---\n${r.detail}`).join('\n')}`).toBeLessThanOrEqual(1);
+        expect(
+          effective.length,
+          `${reaped} torn down by more than one janitor:\n${effective.map((r) => `--- ${r.who} ---\n${r.detail}`).join('\n')}`,
+        ).toBeLessThanOrEqual(1);
       }
       iterationsDone++;
       await tendCompanion();
-      console.log(`chaos: #${i} lane ${lane} ${how} aimed ${aimed} landed ${landed} after ${delayMs} ms — ${Math.round((Date.now() - started) / 100) / 10} s`);
+      console.log(
+        `chaos: #${i} lane ${lane} ${how} aimed ${aimed} landed ${landed} after ${delayMs} ms — ${Math.round((Date.now() - started) / 100) / 10} s`,
+      );
     };
 
     startCompanion();
@@ -533,8 +600,12 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       let everything: string[];
       for (;;) {
         everything = [...(await world.leftovers())];
-        everything.push(...(await dockerNames(['network', 'ls', '--format', '{{.Name}}'])).filter((n) => n.includes(marker)).map((n) => `network ${n}`));
-        everything.push(...(await dockerNames(['ps', '-a', '--format', '{{.Names}}'])).filter((n) => n.includes(marker)).map((n) => `container ${n}`));
+        everything.push(
+          ...(await dockerNames(['network', 'ls', '--format', '{{.Name}}'])).filter((n) => n.includes(marker)).map((n) => `network ${n}`),
+        );
+        everything.push(
+          ...(await dockerNames(['ps', '-a', '--format', '{{.Names}}'])).filter((n) => n.includes(marker)).map((n) => `container ${n}`),
+        );
         if (everything.length === 0 || Date.now() > deadline) break;
         await sleep(250);
       }
@@ -546,16 +617,30 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
 
       const after = abraTree(world.home);
       const emptyCatalogue = (path: string): boolean =>
-        path === 'catalogue' && !before.has(path) && after.get(path) === 'dir' && readdirSync(join(world.home, '.abra', 'catalogue')).length === 0;
+        path === 'catalogue' &&
+        !before.has(path) &&
+        after.get(path) === 'dir' &&
+        readdirSync(join(world.home, '.abra', 'catalogue')).length === 0;
       const changed = [...new Set([...before.keys(), ...after.keys()])].filter((path) => before.get(path) !== after.get(path));
       // A run's state lives in its own run dir, never in the shared temp dir (a planted symlink
       // there was a local root exploit). What SIGKILLed runs left goes with their run dirs: reported.
-      expect(readdirSync(tmp).filter((name) => name.startsWith('ccci-')), 'run state in $TMPDIR').toEqual([]);
+      expect(
+        readdirSync(tmp).filter((name) => name.startsWith('ccci-')),
+        'run state in $TMPDIR',
+      ).toEqual([]);
       const leftState = readdirSync(world.runs, { withFileTypes: true })
         .filter((entry) => entry.isDirectory())
-        .flatMap((entry) => readdirSync(join(world.runs, entry.name)).filter((name) => name.startsWith('state-')).map((name) => `${entry.name}/${name}`));
-      if (leftState.length) notes.push(`state dirs left in the run dirs of SIGKILLed runs (${leftState.length}, e.g. ${leftState[0]}): they go with the run dir`);
-      if (changed.some(emptyCatalogue)) notes.push('~/.abra/catalogue/ was created, empty, by the first run (setupRunAbraDir links the per-run catalogue/ to it)');
+        .flatMap((entry) =>
+          readdirSync(join(world.runs, entry.name))
+            .filter((name) => name.startsWith('state-'))
+            .map((name) => `${entry.name}/${name}`),
+        );
+      if (leftState.length)
+        notes.push(
+          `state dirs left in the run dirs of SIGKILLed runs (${leftState.length}, e.g. ${leftState[0]}): they go with the run dir`,
+        );
+      if (changed.some(emptyCatalogue))
+        notes.push('~/.abra/catalogue/ was created, empty, by the first run (setupRunAbraDir links the per-run catalogue/ to it)');
       changed.splice(0, changed.length, ...changed.filter((path) => !emptyCatalogue(path)));
       expect(
         changed.map((path) => `${path}: ${before.get(path) ?? '(absent)'} -> ${after.get(path) ?? '(absent)'}`),
@@ -590,7 +675,11 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       );
     }
     // Every phase was actually hit (the plan aims at each one ITERATIONS / 5 times).
-    for (const phase of PHASES) expect(kills.some((k) => k.landed === phase), `no kill landed ${phase}`).toBe(true);
+    for (const phase of PHASES)
+      expect(
+        kills.some((k) => k.landed === phase),
+        `no kill landed ${phase}`,
+      ).toBe(true);
     expect(kills.filter((k) => k.how === 'step-wrapper').length).toBeGreaterThanOrEqual(PHASES.length);
   });
 });

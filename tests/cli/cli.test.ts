@@ -14,7 +14,10 @@ import { CLI, ROOT } from '../support/processes.js';
 
 const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
-function cc(args: string[], options: { env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): { code: number | null; stdout: string; stderr: string } {
+function cc(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
+): { code: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
     encoding: 'utf8',
     cwd: ROOT,
@@ -118,7 +121,8 @@ describe('each command --help', () => {
     expect(heads.filter((head) => head !== 'Environment')).toEqual(['Options', 'Exit codes']);
     const options = paragraphs.find((p) => p.startsWith('Options:\n'))!;
     expect(options).toMatch(/^ {2}-h, --help +this help$/m);
-    for (const flag of paragraphs[0]!.match(/--[a-z][a-z-]*/g) ?? []) expect(options, `${name}: ${flag} is described`).toMatch(new RegExp(`^ {2}${flag}\\b`, 'm'));
+    for (const flag of paragraphs[0]!.match(/--[a-z][a-z-]*/g) ?? [])
+      expect(options, `${name}: ${flag} is described`).toMatch(new RegExp(`^ {2}${flag}\\b`, 'm'));
     for (const line of text.split('\n')) expect(line.length, `${name}: ${line}`).toBeLessThanOrEqual(100);
   });
 
@@ -148,7 +152,10 @@ export async function resolve(specifier, context, next) {
 }
 `,
   );
-  writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`);
+  writeFileSync(
+    join(dir, 'register.mjs'),
+    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`,
+  );
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   function imports(args: string[]): string[] {
@@ -166,7 +173,9 @@ export async function resolve(specifier, context, next) {
     const args = line.split(' ');
     const own = args.length > 1 ? [`dist/runner/commands/${args[0]}.js`] : [];
     const loaded = imports(args);
-    expect(loaded.filter((url) => !url.startsWith('dist/lib/errors.js'))).toEqual(['dist/runner/cli.js', ...own, 'dist/runner/commands/output.js'].sort());
+    expect(loaded.filter((url) => !url.startsWith('dist/lib/errors.js'))).toEqual(
+      ['dist/runner/cli.js', ...own, 'dist/runner/commands/output.js'].sort(),
+    );
   });
 
   it('locks loads lib/lockfiles.js and the addon, and nothing of runner/host, runner/run or execa', () => {

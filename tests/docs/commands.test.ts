@@ -25,7 +25,19 @@ import type { JanitorReport } from '../../lib/janitor.js';
 import { formatLocks } from '../../runner/commands/locks.js';
 import { fakeHost, type FakeHost } from '../support/fake-host.js';
 import { liveRun } from '../support/janitor-fixtures.js';
-import { blocks, consoleCommands, docFiles, headings, links, prose, readDoc, shellLines, simpleCommands, type Block, type SimpleCommand } from '../support/markdown.js';
+import {
+  blocks,
+  consoleCommands,
+  docFiles,
+  headings,
+  links,
+  prose,
+  readDoc,
+  shellLines,
+  simpleCommands,
+  type Block,
+  type SimpleCommand,
+} from '../support/markdown.js';
 import { CLI, ROOT, cleanup, type Helper } from '../support/processes.js';
 
 const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
@@ -74,7 +86,10 @@ async function makeWorld(): Promise<World> {
 function resetWorld(): void {
   const at = (domain: string) => join(world.host.locks, `cc-ci-app-${domain}.lock`);
   const hoursAgo = (hours: number) => new Date(Date.now() - hours * 3_600_000);
-  for (const [domain, hours] of [[ORPHAN, 1], [STALE, 2]] as const) {
+  for (const [domain, hours] of [
+    [ORPHAN, 1],
+    [STALE, 2],
+  ] as const) {
     if (!existsSync(at(domain))) writeFileSync(at(domain), '');
     utimesSync(at(domain), hoursAgo(hours), hoursAgo(hours));
   }
@@ -85,7 +100,12 @@ function resetWorld(): void {
 /** Runs `cc-ci args` in the world; stdout and stderr apart. */
 async function cc(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   resetWorld();
-  const result = await execa(process.execPath, [CLI, ...args], { env: { ...world.env, ...env }, extendEnv: false, reject: false, timeout: 60_000 });
+  const result = await execa(process.execPath, [CLI, ...args], {
+    env: { ...world.env, ...env },
+    extendEnv: false,
+    reject: false,
+    timeout: 60_000,
+  });
   return { code: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -93,7 +113,12 @@ async function cc(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: 
 function shell(line: string): { status: number | null; output: string } {
   resetWorld();
   const script = `cc-ci() { ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"; }\nset -o pipefail\n${line.replace(/\bpid=\d+/g, `pid=${world.holder.pid}`)}`;
-  const result = spawnSync('bash', ['-c', script], { env: { ...world.env, pid: String(world.holder.pid) }, encoding: 'utf8', cwd: ROOT, timeout: 30_000 });
+  const result = spawnSync('bash', ['-c', script], {
+    env: { ...world.env, pid: String(world.holder.pid) },
+    encoding: 'utf8',
+    cwd: ROOT,
+    timeout: 30_000,
+  });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
@@ -119,7 +144,8 @@ let commandList: string | undefined;
 function checkCli(args: string[], env: Record<string, string>, recurse = true): string[] {
   const [subcommand, ...rest] = args;
   if (subcommand === undefined || subcommand === '--help') return [];
-  const commands = (commandList ??= spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).stdout);
+  commandList ??= spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).stdout;
+  const commands = commandList;
   if (!new RegExp(`^  ${subcommand} `, 'm').test(commands)) return [`cc-ci has no command ${JSON.stringify(subcommand)}`];
   const text = usage(subcommand);
   const problems: string[] = [];
@@ -127,10 +153,12 @@ function checkCli(args: string[], env: Record<string, string>, recurse = true): 
   const own = dashdash === -1 ? rest : rest.slice(0, dashdash);
   for (const arg of own) {
     const flag = /^(--?[A-Za-z][\w-]*)/.exec(arg)?.[1];
-    if (flag && !new RegExp(`(^|[\\s\\[|,])${flag.replace(/[-]/g, '\\-')}(?![\\w-])`, 'm').test(text)) problems.push(`cc-ci ${subcommand}: ${flag} is not in its --help`);
+    if (flag && !new RegExp(`(^|[\\s\\[|,])${flag.replace(/[-]/g, '\\-')}(?![\\w-])`, 'm').test(text))
+      problems.push(`cc-ci ${subcommand}: ${flag} is not in its --help`);
   }
   for (const name of Object.keys(env)) {
-    if (!text.includes(name) && !KNOBS.includes(`\`${name}\``)) problems.push(`cc-ci ${subcommand}: ${name}= is neither in its --help nor in docs/concurrency.md`);
+    if (!text.includes(name) && !KNOBS.includes(`\`${name}\``))
+      problems.push(`cc-ci ${subcommand}: ${name}= is neither in its --help nor in docs/concurrency.md`);
   }
   if (subcommand === 'step' && rest.length > 0) {
     if (dashdash === -1) problems.push('cc-ci step without --');
@@ -157,7 +185,7 @@ function safeCli(args: string[]): boolean {
  * Checks one simple command: 'static' looks only; 'run' may run it (the caller runs the whole line).
  * Returns problems; an empty list means fine. Throws for a program this file does not know.
  */
-function checkCommand(command: SimpleCommand, mode: 'static' | 'run'): string[] {
+function checkCommand(command: SimpleCommand, _mode: 'static' | 'run'): string[] {
   const words = command.words[0] === 'sudo' ? command.words.slice(1) : command.words;
   const [program, ...args] = words;
   if (program === undefined) return []; // a bare assignment such as pid=32097
@@ -176,18 +204,23 @@ function checkCommand(command: SimpleCommand, mode: 'static' | 'run'): string[] 
       const [verb, name, ...more] = args;
       if (verb === 'ci') return existsSync(join(ROOT, 'package-lock.json')) ? [] : ['npm ci without a package-lock.json'];
       if (verb === 'test') return PACKAGE.scripts.test ? [] : ['no test script'];
-      if (verb === 'rebuild') return name === undefined || name === 'cc-ci' || name.startsWith('--') ? [] : [`npm rebuild ${name}: not this package`];
+      if (verb === 'rebuild')
+        return name === undefined || name === 'cc-ci' || name.startsWith('--') ? [] : [`npm rebuild ${name}: not this package`];
       if (verb === 'run') {
         if (!name || !PACKAGE.scripts[name]) return [`npm run ${name}: no such script`];
         if (name === 'bench') {
-          return more.filter((bench) => !existsSync(join(ROOT, 'bench', `${bench}.bench.ts`))).map((bench) => `npm run bench ${bench}: no bench/${bench}.bench.ts`);
+          return more
+            .filter((bench) => !existsSync(join(ROOT, 'bench', `${bench}.bench.ts`)))
+            .map((bench) => `npm run bench ${bench}: no bench/${bench}.bench.ts`);
         }
         return [];
       }
       return [`npm ${verb}: not a command the docs are expected to use`];
     }
     case 'npx':
-      return args[0] && existsSync(join(ROOT, 'node_modules', '.bin', args[0])) ? [] : [`npx ${args[0]}: not installed in node_modules/.bin`];
+      return args[0] && existsSync(join(ROOT, 'node_modules', '.bin', args[0]))
+        ? []
+        : [`npx ${args[0]}: not installed in node_modules/.bin`];
     case 'node':
       if (args[0] === '--version' || args.includes('-e')) return [];
       return [`node ${args.join(' ')}: not a node command this checker knows`];
@@ -199,7 +232,9 @@ function checkCommand(command: SimpleCommand, mode: 'static' | 'run'): string[] 
     case 'nproc':
       return spawnSync('sh', ['-c', `command -v ${program}`]).status === 0 ? [] : [`${program} is not installed`];
     default:
-      throw new Error(`tests/docs/commands.test.ts does not know the program ${JSON.stringify(program)} (in: ${words.join(' ')}): add a check for it`);
+      throw new Error(
+        `tests/docs/commands.test.ts does not know the program ${JSON.stringify(program)} (in: ${words.join(' ')}): add a check for it`,
+      );
   }
 }
 
@@ -269,11 +304,13 @@ async function checkLocksTable(documented: string[]): Promise<void> {
   expect(mine.rows.map((row) => [row.domain, row.state])).toEqual(world.locks);
   for (const row of mine.rows) expect(row.age).toMatch(AGE);
   const held = world.locks.filter(([, state]) => state === 'held').length;
-  expect(mine.summary.replace(world.host.locks, dir)).toBe(`${world.locks.length} lockfiles in ${dir}: ${held} held, ${world.locks.length - held} free`);
+  expect(mine.summary.replace(world.host.locks, dir)).toBe(
+    `${world.locks.length} lockfiles in ${dir}: ${held} held, ${world.locks.length - held} free`,
+  );
 }
 
 function keysOf(value: unknown, into = new Set<string>()): Set<string> {
-  if (Array.isArray(value)) value.forEach((item) => keysOf(item, into));
+  if (Array.isArray(value)) for (const item of value) keysOf(item, into);
   else if (value && typeof value === 'object') {
     for (const [key, inner] of Object.entries(value)) {
       into.add(key);
@@ -293,21 +330,31 @@ function checkJsonShape(documented: string[], real: unknown): void {
     docKeys = new Set([...text.matchAll(/"([A-Za-z]\w*)":/g)].map((match) => match[1]!));
   }
   const realKeys = keysOf(real);
-  expect([...docKeys].filter((key) => !realKeys.has(key)), 'documented keys the real output lacks').toEqual([]);
+  expect(
+    [...docKeys].filter((key) => !realKeys.has(key)),
+    'documented keys the real output lacks',
+  ).toEqual([]);
 }
 
-const JANITOR_HEAD = /^janitor( \(dry run: nothing changed\))?: \d+ (reaped|to reap), \d+ live( \(\d+ long-held\))?, \d+ skipped, \d+ (tidied|to tidy) — lock dir \S+$/;
+const JANITOR_HEAD =
+  /^janitor( \(dry run: nothing changed\))?: \d+ (reaped|to reap), \d+ live( \(\d+ long-held\))?, \d+ skipped, \d+ (tidied|to tidy) — lock dir \S+$/;
 const JANITOR_ROW = /^ {2}(reaped|would reap|live|skipped|tidied|would tidy) +[a-z0-9.-]+( {2}.*)?$|^ {2}…$/;
 const JANITOR_LOG = /^( {3}janitor: |!! janitor: |== teardown: | {2}\$ abra | {2}\[abra\] | {2}teardown )/;
 
 function checkJanitorOutput(documented: string[], args: string[], real: { stdout: string; stderr: string }): void {
   const json = args.includes('--json');
   if (json) {
-    checkJsonShape(documented.filter((line) => !JANITOR_LOG.test(line)), JSON.parse(real.stdout) as JanitorReport);
+    checkJsonShape(
+      documented.filter((line) => !JANITOR_LOG.test(line)),
+      JSON.parse(real.stdout) as JanitorReport,
+    );
     return;
   }
   for (const line of documented) {
-    expect(JANITOR_HEAD.test(line) || JANITOR_ROW.test(line) || JANITOR_LOG.test(line), `documented janitor line has no known shape: ${line}`).toBe(true);
+    expect(
+      JANITOR_HEAD.test(line) || JANITOR_ROW.test(line) || JANITOR_LOG.test(line),
+      `documented janitor line has no known shape: ${line}`,
+    ).toBe(true);
   }
   const out = real.stdout.split('\n');
   expect(out[0]).toMatch(JANITOR_HEAD);
@@ -316,7 +363,11 @@ function checkJanitorOutput(documented: string[], args: string[], real: { stdout
 }
 
 function checkLslocks(documented: string[], output: string): void {
-  const header = (lines: string[]) => lines.find((line) => line.includes('COMMAND'))!.trim().split(/\s+/);
+  const header = (lines: string[]) =>
+    lines
+      .find((line) => line.includes('COMMAND'))!
+      .trim()
+      .split(/\s+/);
   expect(header(output.split('\n'))).toEqual(header(documented));
   const row = /^\S+\s+\d+\s+FLOCK\s+(READ|WRITE)\*?\s+(\d+\s+)?\S+cc-ci-app-\S+\.lock( \(deleted\))?$/;
   for (const line of documented.filter((l) => !l.includes('COMMAND'))) expect(line, 'documented lslocks row').toMatch(row);
@@ -435,7 +486,10 @@ describe('links and paths in the docs', () => {
     // docs/inputs.md shows wrong commands on purpose, and messages (`cc-ci run: …`) are not commands.
     for (const file of files.filter((f) => f !== 'docs/inputs.md')) {
       for (const match of prose(file).matchAll(/`(cc-ci [a-z][^`:]*)`/g)) {
-        const words = match[1]!.replace(/[[\]]/g, ' ').split(/\s+/).filter((word) => word && !/^<.*>$|^<|>$|\.\.\.$/.test(word));
+        const words = match[1]!
+          .replace(/[[\]]/g, ' ')
+          .split(/\s+/)
+          .filter((word) => word && !/^<.*>$|^<|>$|\.\.\.$/.test(word));
         const args = words.slice(1).filter((word) => /^[a-z-]+$/.test(word) || word.startsWith('-'));
         if (args.length === 1 || args.includes('--help')) args.splice(1); // a command named in passing
         if (args[0] === 'step' && args.length > 1 && !args.includes('--')) args.push('--');

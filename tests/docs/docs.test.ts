@@ -48,19 +48,30 @@ describe('tests the docs cite', () => {
       throw new Error(`${file} does not exist`);
     }
     const escaped = [name, name.replaceAll("'", "\\'"), name.replaceAll('"', '\\"')];
-    const titled = escaped.some((title) => new RegExp(`\\b(it|test|describe)(\\.\\w+)*(\\([^)]*\\))?\\(\\s*['"\`]${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"\`]`).test(source));
+    const titled = escaped.some((title) =>
+      new RegExp(`\\b(it|test|describe)(\\.\\w+)*(\\([^)]*\\))?\\(\\s*['"\`]${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"\`]`).test(
+        source,
+      ),
+    );
     expect(titled, `no test titled "${name}" in ${file}`).toBe(true);
   });
 });
 
 describe('configuration knobs', () => {
   const knobTable = readDoc('docs/concurrency.md').split('## Configuration knobs')[1] ?? '';
-  const documented = new Set([...knobTable.matchAll(/^\| ([^|]+) \|/gm)].flatMap((row) => [...row[1]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!)));
+  const documented = new Set(
+    [...knobTable.matchAll(/^\| ([^|]+) \|/gm)].flatMap((row) => [...row[1]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!)),
+  );
 
   const read = new Map<string, string>();
   for (const { file, text } of CODE) {
     const code = text.replace(/^\s*(\/\/|\*).*$/gm, ''); // comments do not read variables
-    for (const pattern of [/process\.env\.([A-Z][A-Z0-9_]*)/g, /process\.env\[['"]([A-Z][A-Z0-9_]*)['"]\]/g, /\benv\.([A-Z][A-Z0-9_]*)/g, /'(CCCI_[A-Z0-9_]+)'/g]) {
+    for (const pattern of [
+      /process\.env\.([A-Z][A-Z0-9_]*)/g,
+      /process\.env\[['"]([A-Z][A-Z0-9_]*)['"]\]/g,
+      /\benv\.([A-Z][A-Z0-9_]*)/g,
+      /'(CCCI_[A-Z0-9_]+)'/g,
+    ]) {
       for (const match of code.matchAll(pattern)) if (!read.has(match[1]!)) read.set(match[1]!, file);
     }
   }
@@ -118,11 +129,15 @@ describe('log lines', () => {
   for (const { file, text: raw } of CODE) {
     const text = raw.replace(/^\s*(\/\/|\*).*$/gm, ''); // comments print nothing
     for (const match of text.matchAll(/[`'](== |!! )/g)) {
-      const parts = literalParts(text, match.index!).map((part) => part.trim()).filter(Boolean);
+      const parts = literalParts(text, match.index!)
+        .map((part) => part.trim())
+        .filter(Boolean);
       lines.push({ file, parts });
     }
   }
-  const entries = [...prose('docs/operations.md').matchAll(/``?([^`]+?)``?/g)].map((m) => m[1]!).filter((entry) => /^(== |!! )/.test(entry));
+  const entries = [...prose('docs/operations.md').matchAll(/``?([^`]+?)``?/g)]
+    .map((m) => m[1]!)
+    .filter((entry) => /^(== |!! )/.test(entry));
 
   it('finds the lines the code prints', () => {
     expect(lines.length).toBeGreaterThan(30);
@@ -187,7 +202,10 @@ function statements(block: string): string[] {
 describe('docs/api.md', () => {
   const apiBlocks = blocks(API).filter((block) => block.lang === 'ts');
   const signatureBlocks = apiBlocks.filter((block) => /^\/\/ lib\/[\w-]+\.ts\s*$/m.test(block.text.split('\n')[0]!));
-  const examples = [...apiBlocks.filter((block) => !signatureBlocks.includes(block)), ...blocks('README.md').filter((block) => block.lang === 'ts')];
+  const examples = [
+    ...apiBlocks.filter((block) => !signatureBlocks.includes(block)),
+    ...blocks('README.md').filter((block) => block.lang === 'ts'),
+  ];
 
   it('names every export of cc-ci and cc-ci/native', () => {
     const text = readDoc(API);
@@ -196,7 +214,8 @@ describe('docs/api.md', () => {
       const dts = declarations(module);
       const names = new Set<string>();
       for (const match of dts.matchAll(/export (?:declare )?(?:function|class|interface|type|const) (\w+)/g)) names.add(match[1]!);
-      for (const match of dts.matchAll(/export declare const ([^;=]+);/g)) for (const name of match[1]!.matchAll(/(\w+):/g)) names.add(name[1]!);
+      for (const match of dts.matchAll(/export declare const ([^;=]+);/g))
+        for (const name of match[1]!.matchAll(/(\w+):/g)) names.add(name[1]!);
       for (const name of names) if (!new RegExp(`\\b${name}\\b`).test(text)) missing.push(`${module}: ${name}`);
     }
     expect(missing).toEqual([]);
@@ -245,7 +264,10 @@ describe('docs/api.md', () => {
       writeFileSync(join(dir, name), `// ${block.file}:${block.line}\n${block.text}\nexport {};\n`);
       return { name, block };
     });
-    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8', cwd: dir });
+    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], {
+      encoding: 'utf8',
+      cwd: dir,
+    });
     expect(tsc.stdout + tsc.stderr, 'tsc on the doc examples').toBe('');
     expect(tsc.status).toBe(0);
 
@@ -256,9 +278,18 @@ describe('docs/api.md', () => {
         cwd: dir,
         encoding: 'utf8',
         timeout: 60_000,
-        env: { PATH: process.env.PATH, HOME: join(sandbox, 'home'), TMPDIR: join(sandbox, 'tmp'), CCCI_APP_LOCK_DIR: join(sandbox, 'locks'), CCCI_RUNS_DIR: join(sandbox, 'runs') },
+        env: {
+          PATH: process.env.PATH,
+          HOME: join(sandbox, 'home'),
+          TMPDIR: join(sandbox, 'tmp'),
+          CCCI_APP_LOCK_DIR: join(sandbox, 'locks'),
+          CCCI_RUNS_DIR: join(sandbox, 'runs'),
+        },
       });
-      expect(run.status, `${block.file}:${block.line} exited ${run.status} (${run.signal ?? 'no signal'})\n${run.stdout}${run.stderr}`).toBe(0);
+      expect(
+        run.status,
+        `${block.file}:${block.line} exited ${run.status} (${run.signal ?? 'no signal'})\n${run.stdout}${run.stderr}`,
+      ).toBe(0);
     }
   });
 });

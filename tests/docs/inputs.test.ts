@@ -47,7 +47,10 @@ function docRows(): Map<string, Row> {
     .split('\n')
     .forEach((text, index) => {
       if (!text.startsWith('| ') || text.startsWith('| boundary') || text.startsWith('|---')) return;
-      const cells = text.split(/(?<!\\)\|/).slice(1, -1).map((cell) => cell.trim());
+      const cells = text
+        .split(/(?<!\\)\|/)
+        .slice(1, -1)
+        .map((cell) => cell.trim());
       if (cells.length !== 5) throw new Error(`docs/inputs.md:${index + 1}: expected 5 cells, got ${cells.length}`);
       const [, input, bad, message, exit] = cells as [string, string, string, string, string];
       // A row that starts `*not …*` documents a non-error; otherwise its first code span is the message.
@@ -59,7 +62,9 @@ function docRows(): Map<string, Row> {
 
 /** A documented message as a regex over one whole output line. */
 function messagePattern(message: string): RegExp {
-  const parts = message.split(/(<pid>|…)/).map((part) => (part === '<pid>' ? '\\d+' : part === '…' ? '.*?' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  const parts = message
+    .split(/(<pid>|…)/)
+    .map((part) => (part === '<pid>' ? '\\d+' : part === '…' ? '.*?' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   return new RegExp(`^${parts.join('')}$`);
 }
 
@@ -83,7 +88,14 @@ interface CliOptions {
 
 async function cli(args: string[], options: CliOptions = {}): Promise<Outcome> {
   const host = fakeHost([RECIPE]);
-  const env: NodeJS.ProcessEnv = { ...host.env, RECIPE, CCCI_RUN_ID: '1234', STAGES: 'install', CCCI_CONVERGE_TIMEOUT_SECONDS: '2', ...options.env };
+  const env: NodeJS.ProcessEnv = {
+    ...host.env,
+    RECIPE,
+    CCCI_RUN_ID: '1234',
+    STAGES: 'install',
+    CCCI_CONVERGE_TIMEOUT_SECONDS: '2',
+    ...options.env,
+  };
   for (const name of options.unset ?? []) delete env[name];
   for (const [name, value] of Object.entries(env)) if (value?.startsWith('@/')) env[name] = host.root + value.slice(1);
   if (options.path) {
@@ -96,7 +108,14 @@ async function cli(args: string[], options: CliOptions = {}): Promise<Outcome> {
     env.PATH = bin;
   }
   options.setup?.(host);
-  const result = await execa(process.execPath, [CLI, ...args], { env, extendEnv: false, reject: false, all: true, timeout: 60_000, cwd: host.root });
+  const result = await execa(process.execPath, [CLI, ...args], {
+    env,
+    extendEnv: false,
+    reject: false,
+    all: true,
+    timeout: 60_000,
+    cwd: host.root,
+  });
   options.after?.(host);
   const mappings: [string, string][] = [
     ...(options.map ?? []).map(([from, to]) => [from.replace(/^@/, host.root), to] as [string, string]),
@@ -181,7 +200,8 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
   '`CCCI_DEADLINE_SECONDS` | `1h`': () => cli(['run'], { env: { CCCI_DEADLINE_SECONDS: '1h' } }),
   '`CCCI_TEARDOWN_BUDGET_SECONDS` | `0`': () => cli(['run'], { env: { CCCI_TEARDOWN_BUDGET_SECONDS: '0' } }),
   '`CCCI_EXPECTED_PPID` | `1`': () => cli(['run'], { env: { CCCI_EXPECTED_PPID: '1' } }),
-  '`CCCI_EXPECTED_PPID` | a pid that is not the parent': () => cli(['run'], { env: { CCCI_EXPECTED_PPID: String(process.pid === 2 ? 3 : 2) } }),
+  '`CCCI_EXPECTED_PPID` | a pid that is not the parent': () =>
+    cli(['run'], { env: { CCCI_EXPECTED_PPID: String(process.pid === 2 ? 3 : 2) } }),
   '`CCCI_BASE_DOMAIN` | `CI.Example.org`': () => cli(['run'], { env: { CCCI_BASE_DOMAIN: 'CI.Example.org' } }),
   '`CCCI_BASE_DOMAIN` | `ci/example.org`': () => cli(['run'], { env: { CCCI_BASE_DOMAIN: 'ci/example.org' } }),
   '`CCCI_BASE_DOMAIN` | so long that the app domain passes 253 characters': () => cli(['run'], { env: { CCCI_BASE_DOMAIN: longBase } }),
@@ -205,7 +225,8 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
       },
     }),
   '`CCCI_APP_LOCK_DIR` | `locks` (relative)': () => cli(['run'], { env: { CCCI_APP_LOCK_DIR: 'locks' } }),
-  '`CCCI_SKIP_FETCH` | `1` with nothing staged': () => cli(['run'], { setup: (host) => rmSync(join(host.home, '.abra', 'recipes', RECIPE), { recursive: true }) }),
+  '`CCCI_SKIP_FETCH` | `1` with nothing staged': () =>
+    cli(['run'], { setup: (host) => rmSync(join(host.home, '.abra', 'recipes', RECIPE), { recursive: true }) }),
   '`CCCI_WARM_APPS` / `--apps` | unset': () => cli(['warm-reconcile']),
   '`CCCI_WARM_APPS` / `--apps` | `Keycloak.example.org`': () => cli(['warm-reconcile', '--apps', 'Keycloak.example.org']),
   '`CCCI_SERVER` (warm-reconcile) | `../other`': () => cli(['warm-reconcile', '--apps', DOMAIN], { env: { CCCI_SERVER: '../other' } }),
@@ -223,18 +244,26 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
   'wrong shape | `{"default": {"apps": "none"}}`': () => cli(['janitor'], { setup: (host) => host.apps('{"default": {"apps": "none"}}') }),
   'an app without a name | `[{"recipe": "keycloak"}]`': () => cli(['janitor'], { setup: (host) => host.apps('[{"recipe": "keycloak"}]') }),
   'not an object | `"keycloak"`': () => cli(['janitor'], { setup: (host) => host.apps('"keycloak"') }),
-  'not JSON, during `cc-ci run` | `WARN no servers configured`': () => cli(['run'], { setup: (host) => host.apps('WARN no servers configured\n') }),
+  'not JSON, during `cc-ci run` | `WARN no servers configured`': () =>
+    cli(['run'], { setup: (host) => host.apps('WARN no servers configured\n') }),
   'empty, `{}` or `null` | —': () => holds(() => ['', '{}', 'null', ' \n'].every((text) => parseAbraAppLs(text).length === 0)),
   'exit status | `docker service ls` fails (`cc-ci janitor`)': () =>
     cli(['janitor'], {
-      setup: (host) => writeFileSync(join(host.bin, 'docker'), '#!/bin/sh\necho "Error response from daemon: This node is not a swarm manager." >&2\nexit 1\n'),
+      setup: (host) =>
+        writeFileSync(
+          join(host.bin, 'docker'),
+          '#!/bin/sh\necho "Error response from daemon: This node is not a swarm manager." >&2\nexit 1\n',
+        ),
     }),
   '`docker service ls` replicas | `keyc-26243b_ci_commoninternet_net_app 1 of 1`': () =>
     cli(['run'], { setup: (host) => writeFileSync(join(host.root, 'replicas'), 'keyc-26243b_ci_commoninternet_net_app 1 of 1\n') }),
-  'service names | a name that is not a run app\'s stack': () =>
+  "service names | a name that is not a run app's stack": () =>
     holds(() => domainsOfServices('warm-keycloak_ci_commoninternet_net_app\nportainer_agent\nkeyc-26243b_other_org_app\n').length === 0),
   'lines | a line that is not a granted flock lock': () =>
-    holds(() => parseProcLocks('garbage\n1: -> FLOCK  ADVISORY  WRITE 42 fd:00:7 0 EOF\n2: POSIX  ADVISORY  WRITE 43 fd:00:8 0 EOF\n').size === 0),
+    holds(
+      () =>
+        parseProcLocks('garbage\n1: -> FLOCK  ADVISORY  WRITE 42 fd:00:7 0 EOF\n2: POSIX  ADVISORY  WRITE 43 fd:00:8 0 EOF\n').size === 0,
+    ),
 
   '`CCCI_APP_LOCK_DIR` | missing, its parent there (`cc-ci run`)': async () => {
     let mode = 0;
@@ -253,9 +282,16 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
         writeFileSync(host.locks, '');
       },
     }),
-  '`CCCI_APP_LOCK_DIR` | writable by others, no sticky bit (`cc-ci run`)': () => cli(['run'], { setup: (host) => chmodSync(host.locks, 0o777) }),
+  '`CCCI_APP_LOCK_DIR` | writable by others, no sticky bit (`cc-ci run`)': () =>
+    cli(['run'], { setup: (host) => chmodSync(host.locks, 0o777) }),
   '`CCCI_LEGACY_LOCK_DIR` | missing (`cc-ci run`)': () =>
-    cli(['run'], { env: { CCCI_LEGACY_LOCK_DIR: '@/legacy-lock' }, map: [['@/legacy-lock', '/run/lock'], ['@/locks', '/run/lock/cc-ci']] }),
+    cli(['run'], {
+      env: { CCCI_LEGACY_LOCK_DIR: '@/legacy-lock' },
+      map: [
+        ['@/legacy-lock', '/run/lock'],
+        ['@/locks', '/run/lock/cc-ci'],
+      ],
+    }),
   '`CCCI_APP_LOCK_DIR` | missing (`cc-ci janitor`)': () => cli(['janitor'], { setup: (host) => rmSync(host.locks, { recursive: true }) }),
   '`CCCI_APP_LOCK_DIR` | missing (`cc-ci locks`)': () => cli(['locks'], { setup: (host) => rmSync(host.locks, { recursive: true }) }),
   '`CCCI_APP_LOCK_DIR` | a file (`cc-ci locks`)': () =>
@@ -265,7 +301,7 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
         writeFileSync(host.locks, '');
       },
     }),
-  '`CCCI_APP_LOCK_DIR` | not writable by the runner\'s user (`acquireAppLock`)': () => notWritable(),
+  "`CCCI_APP_LOCK_DIR` | not writable by the runner's user (`acquireAppLock`)": () => notWritable(),
   '`<lock dir>/cc-ci-app-<domain>.lock` | a directory (`cc-ci run`)': () => cli(['run'], { setup: plant('dir') }),
   '`<lock dir>/cc-ci-app-<domain>.lock` | a FIFO (`cc-ci run`)': () => cli(['run'], { setup: plant('fifo') }),
   '`<lock dir>/cc-ci-app-<domain>.lock` | a symlink (`cc-ci run`)': () => cli(['run'], { setup: plant('symlink') }),
@@ -286,7 +322,8 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
         symlinkSync('/tmp', join(host.runs, '1234', 'abra', 'servers'));
       },
     }),
-  '`<runs dir>/<run id>/abra/servers` | a directory': () => cli(['run'], { setup: (host) => mkdirSync(join(host.runs, '1234', 'abra', 'servers'), { recursive: true }) }),
+  '`<runs dir>/<run id>/abra/servers` | a directory': () =>
+    cli(['run'], { setup: (host) => mkdirSync(join(host.runs, '1234', 'abra', 'servers'), { recursive: true }) }),
   '`~/.abra` | cannot be created (`HOME=/dev/null`)': () => cli(['run'], { env: { HOME: '/dev/null' } }),
 
   'domain | `keyc/../x`': () => thrown(() => lockPath('keyc/../x')),
@@ -332,8 +369,14 @@ describe('docs/inputs.md', () => {
   const rows = docRows();
 
   it('has a case here for every row, and a row for every case', () => {
-    expect([...rows.keys()].filter((key) => !(key in CASES)), 'rows with no case in tests/docs/inputs.test.ts').toEqual([]);
-    expect(Object.keys(CASES).filter((key) => !rows.has(key)), 'cases with no row in docs/inputs.md').toEqual([]);
+    expect(
+      [...rows.keys()].filter((key) => !(key in CASES)),
+      'rows with no case in tests/docs/inputs.test.ts',
+    ).toEqual([]);
+    expect(
+      Object.keys(CASES).filter((key) => !rows.has(key)),
+      'cases with no row in docs/inputs.md',
+    ).toEqual([]);
   });
 
   for (const [key, run] of Object.entries(CASES)) {
@@ -350,7 +393,10 @@ describe('docs/inputs.md', () => {
       }
       expect(row.message, `${where}\nthe row has no message in a code span`).not.toBeNull();
       const pattern = messagePattern(row.message!);
-      expect(outcome.lines.some((line) => pattern.test(line)), `${where}\n--- documented ---\n${row.message}`).toBe(true);
+      expect(
+        outcome.lines.some((line) => pattern.test(line)),
+        `${where}\n--- documented ---\n${row.message}`,
+      ).toBe(true);
       const documentedExit = row.exit === 'throws' ? 'throws' : Number(/^\d+/.exec(row.exit)?.[0]);
       expect(outcome.exit, where).toBe(documentedExit);
     });

@@ -131,9 +131,7 @@ describe.skipIf(unavailable !== null)('test-only abra on the real swarm', () => 
     expect(await names('secret')).toEqual([`${stack}_demo_secret_v1`]);
 
     const listed = JSON.parse((await abra('app', 'ls', '--machine')).stdout);
-    expect(listed.default.apps).toEqual([
-      expect.objectContaining({ server: 'default', recipe: RECIPE, appName: domain, domain }),
-    ]);
+    expect(listed.default.apps).toEqual([expect.objectContaining({ server: 'default', recipe: RECIPE, appName: domain, domain })]);
   });
 
   it('deploys a pinned version that converges to 1/1 and answers over HTTP', { timeout: STEP_MS }, async () => {
@@ -193,7 +191,10 @@ describe.skipIf(unavailable !== null)('test-only abra on the real swarm', () => 
     expect(JSON.parse((await abra('app', 'ls', '--machine')).stdout)).toEqual({});
 
     // Every invocation was logged, in order, with the ABRA_DIR it ran under.
-    const log = readFileSync(join(work, 'abra.log'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    const log = readFileSync(join(work, 'abra.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(log.every((entry) => entry.ABRA_DIR === abraDir)).toBe(true);
     const commands = log.map((entry) => entry.argv.slice(0, 2).join(' '));
     expect(commands.indexOf('recipe fetch')).toBeLessThan(commands.indexOf('app new'));

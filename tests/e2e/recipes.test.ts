@@ -45,7 +45,9 @@ async function assertNothingLeft(world: World, domain: string): Promise<void> {
 const NO_HOOK = { 'install_steps.sh': '#!/bin/sh\necho "operator: no overlay today"\n' };
 
 describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', () => {
-  it('is green only because install_steps.sh applied the overlay; tests pass and skip with their reasons', { timeout: RUN_MS }, async () => {
+  it('is green only because install_steps.sh applied the overlay; tests pass and skip with their reasons', {
+    timeout: RUN_MS,
+  }, async () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-hooks');
     const green = run(world, 'green');
@@ -64,10 +66,14 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
     await assertNothingLeft(world, domain);
   });
 
-  it('without the hook, install fails its health check: the URL and the 503 in results.json, exit 1, nothing left', { timeout: RUN_MS }, async () => {
+  it('without the hook, install fails its health check: the URL and the 503 in results.json, exit 1, nothing left', {
+    timeout: RUN_MS,
+  }, async () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-hooks');
-    const ops = operatorTests(world, 'no-hook', { 'ccci-hooks': { ...NO_HOOK, 'ccci.yml': 'health:\n  path: /cgi-bin/health\n  timeoutSeconds: 8\n' } });
+    const ops = operatorTests(world, 'no-hook', {
+      'ccci-hooks': { ...NO_HOOK, 'ccci.yml': 'health:\n  path: /cgi-bin/health\n  timeoutSeconds: 8\n' },
+    });
     const red = run(world, 'no-hook', ops);
     expect(await red.exited, red.output()).toEqual({ code: 1, signal: null });
     const install = stage(world, 'no-hook', 'install');
@@ -80,7 +86,9 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
     await assertNothingLeft(world, domain);
   });
 
-  it("takes the operator's test over the recipe's and the operator's ccci.yml over the recipe's; pass, skip and fail land in results.json and junit.xml", { timeout: RUN_MS }, async () => {
+  it("takes the operator's test over the recipe's and the operator's ccci.yml over the recipe's; pass, skip and fail land in results.json and junit.xml", {
+    timeout: RUN_MS,
+  }, async () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-hooks');
     const ops = operatorTests(world, 'operator', {
@@ -93,7 +101,11 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
     // An abra that notes whether the run handed it the git token: it must not.
     const shims = join(world.runs, 'token-abra');
     mkdirSync(shims);
-    writeFileSync(join(shims, 'abra'), `#!/bin/sh\n[ -n "$CCCI_GIT_TOKEN" ] && echo "$*" >> '${join(shims, 'saw-token')}'\nexec '${join(ROOT, 'tests', 'fixtures', 'abra', 'abra')}' "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      join(shims, 'abra'),
+      `#!/bin/sh\n[ -n "$CCCI_GIT_TOKEN" ] && echo "$*" >> '${join(shims, 'saw-token')}'\nexec '${join(ROOT, 'tests', 'fixtures', 'abra', 'abra')}' "$@"\n`,
+      { mode: 0o755 },
+    );
     const red = run(world, 'operator', { ...ops, CCCI_GIT_TOKEN: 'tok-must-not-leak', PATH: `${shims}:${world.env.PATH}` });
     expect(await red.exited, red.output()).toEqual({ code: 1, signal: null });
     expect(red.output()).toContain("[test_page.sh] the operator's test_page.sh");
@@ -113,8 +125,12 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
     expect(testEnv).toContain(`CCCI_APP_URL=https://${domain}`);
     expect(readFileSync(join(world.runs, 'operator', 'run.log'), 'utf8')).not.toContain('tok-must-not-leak');
     const junit = readFileSync(join(world.runs, 'operator', 'junit.xml'), 'utf8');
-    expect(junit).toMatch(/<testcase classname="ccci-hooks\.custom" name="test_strict\.sh"[^>]*>\s*<failure message="exited 1: test_strict\.sh: strict mode/);
-    expect(junit).toMatch(/<testcase classname="ccci-hooks\.custom" name="test_smtp\.sh"[^>]*>\s*<skipped message="test_smtp\.sh: SMTP relay not configured"/);
+    expect(junit).toMatch(
+      /<testcase classname="ccci-hooks\.custom" name="test_strict\.sh"[^>]*>\s*<failure message="exited 1: test_strict\.sh: strict mode/,
+    );
+    expect(junit).toMatch(
+      /<testcase classname="ccci-hooks\.custom" name="test_smtp\.sh"[^>]*>\s*<skipped message="test_smtp\.sh: SMTP relay not configured"/,
+    );
     expect(junit).toMatch(/<testcase classname="ccci-hooks\.custom" name="test_page\.sh"[^>]*\/>/);
     expect(results(world, 'operator')).toMatchObject({ exitCode: 1, teardown: 'clean' });
     await assertNothingLeft(world, domain);
@@ -123,7 +139,9 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
   it('a failing setup_custom_tests.sh fails the custom stage, and the run still tears down', { timeout: RUN_MS }, async () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-hooks');
-    const ops = operatorTests(world, 'bad-setup', { 'ccci-hooks': { 'setup_custom_tests.sh': '#!/bin/sh\necho "cannot reach the test IdP" >&2\nexit 3\n' } });
+    const ops = operatorTests(world, 'bad-setup', {
+      'ccci-hooks': { 'setup_custom_tests.sh': '#!/bin/sh\necho "cannot reach the test IdP" >&2\nexit 3\n' },
+    });
     const red = run(world, 'bad-setup', ops);
     expect(await red.exited, red.output()).toEqual({ code: 1, signal: null });
     expect(stage(world, 'bad-setup', 'custom')).toMatchObject({
@@ -150,7 +168,9 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
   it('SIGTERM during a health wait tears down at once and exits 143, leaving nothing', { timeout: RUN_MS }, async () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-hooks');
-    const ops = operatorTests(world, 'term', { 'ccci-hooks': { ...NO_HOOK, 'ccci.yml': 'health:\n  path: /cgi-bin/health\n  timeoutSeconds: 600\n' } });
+    const ops = operatorTests(world, 'term', {
+      'ccci-hooks': { ...NO_HOOK, 'ccci.yml': 'health:\n  path: /cgi-bin/health\n  timeoutSeconds: 600\n' },
+    });
     const waiting = run(world, 'term', ops);
     await waiting.waitFor('== health: waiting for', 120_000);
     const signalled = Date.now();

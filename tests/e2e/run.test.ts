@@ -17,10 +17,22 @@ const RUN_MS = 240_000;
 function run(world: World, id: string, env: NodeJS.ProcessEnv = {}): Helper {
   const { CCCI_TEST_CUSTOM_SLEEP: sleep, ...rest } = env;
   const recipe = env.RECIPE ?? 'ccci-demo';
-  return startCli(['run'], { env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: id, ...rest, ...(sleep ? customSleep(world, id, recipe, sleep) : {}) } });
+  return startCli(['run'], {
+    env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: id, ...rest, ...(sleep ? customSleep(world, id, recipe, sleep) : {}) },
+  });
 }
 
-function results(world: World, id: string): { exitCode: number; stages: { name: string; verdict: string }[]; deploys: number; teardown: string; startedAt: string; finishedAt: string } {
+function results(
+  world: World,
+  id: string,
+): {
+  exitCode: number;
+  stages: { name: string; verdict: string }[];
+  deploys: number;
+  teardown: string;
+  startedAt: string;
+  finishedAt: string;
+} {
   return JSON.parse(readFileSync(join(world.runs, id, 'results.json'), 'utf8'));
 }
 
@@ -60,7 +72,9 @@ async function waitForContainer(domain: string, timeoutMs = 60_000): Promise<str
 }
 
 describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
-  it('runs all five stages green from cold, every abra call inside the per-run ABRA_DIR, and leaves nothing', { timeout: RUN_MS }, async () => {
+  it('runs all five stages green from cold, every abra call inside the per-run ABRA_DIR, and leaves nothing', {
+    timeout: RUN_MS,
+  }, async () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-demo');
     const abraLog = join(world.runs, 'abra-calls.jsonl');
@@ -77,7 +91,10 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     ]);
     expect(outcome).toMatchObject({ exitCode: 0, deploys: 1, teardown: 'clean' });
 
-    const calls = readFileSync(abraLog, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { argv: string[]; ABRA_DIR: string | null });
+    const calls = readFileSync(abraLog, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { argv: string[]; ABRA_DIR: string | null });
     expect(calls[0]!.argv.slice(0, 2)).toEqual(['recipe', 'fetch']);
     for (const call of calls) expect(call.ABRA_DIR, call.argv.join(' ')).toBe(join(world.runs, 'cold', 'abra'));
     expect(existsSync(join(world.home, '.abra', 'recipes'))).toBe(false); // the canonical dir kept no recipe tree
@@ -94,7 +111,9 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     expect(await first.exited).toEqual({ code: 0, signal: null });
     expect(await second.exited, second.output()).toEqual({ code: 0, signal: null });
     // The second got the lock only once the first had finished: its whole teardown included.
-    const lockLine = readFileSync(join(world.runs, 'second', 'run.log'), 'utf8').split('\n').find((l) => l.includes('app lock held'))!;
+    const lockLine = readFileSync(join(world.runs, 'second', 'run.log'), 'utf8')
+      .split('\n')
+      .find((l) => l.includes('app lock held'))!;
     expect(Date.parse(lockLine.split(' ')[0]!)).toBeGreaterThanOrEqual(Date.parse(results(world, 'first').finishedAt));
     await assertNothingLeft(world, domain);
   });
@@ -126,12 +145,12 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     await waiting.waitFor(`deployed ${domain}`, 120_000);
     const fresh = await waitForContainer(domain);
     const probe = await execa('docker', ['exec', fresh, 'ls', '/var/www/dead-run-marker'], { reject: false });
-    expect(probe.exitCode, 'the new app must not see the dead run\'s volume').not.toBe(0);
+    expect(probe.exitCode, "the new app must not see the dead run's volume").not.toBe(0);
     expect(await waiting.exited, waiting.output()).toEqual({ code: 0, signal: null });
     await assertNothingLeft(world, domain);
   });
 
-  it('reaps a SIGKILLed run\'s orphan at the next run\'s start, leaving a live concurrent run alone', { timeout: RUN_MS }, async () => {
+  it("reaps a SIGKILLed run's orphan at the next run's start, leaving a live concurrent run alone", { timeout: RUN_MS }, async () => {
     const world = newWorld();
     const orphan = domainOf(world, 'ccci-demo');
     const liveDomain = domainOf(world, 'ccci-other');
@@ -157,7 +176,13 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-demo');
     const step = startCli(['step', '--', process.execPath, CLI, 'run'], {
-      env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: 'cancelled', STAGES: 'install,custom', ...customSleep(world, 'cancelled', 'ccci-demo', 120) },
+      env: {
+        ...world.env,
+        RECIPE: 'ccci-demo',
+        CCCI_RUN_ID: 'cancelled',
+        STAGES: 'install,custom',
+        ...customSleep(world, 'cancelled', 'ccci-demo', 120),
+      },
     });
     await step.waitFor('custom: pause.sh', 120_000);
     step.child.kill('SIGTERM');
@@ -167,15 +192,28 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     await assertNothingLeft(world, domain);
   });
 
-  it('finishes its own teardown, slower than the unwind grace, when SIGTERM lands during it, then exits 143', { timeout: RUN_MS }, async () => {
+  it('finishes its own teardown, slower than the unwind grace, when SIGTERM lands during it, then exits 143', {
+    timeout: RUN_MS,
+  }, async () => {
     const world = newWorld();
     const domain = domainOf(world, 'ccci-demo');
     // An abra whose undeploy takes 8 s; with a 24 s teardown budget the funnel waits 6 s for main.
     const shims = join(world.runs, 'slow-abra');
     mkdirSync(shims);
-    writeFileSync(join(shims, 'abra'), `#!/bin/sh\ncase "$*" in *"app undeploy"*) sleep 8;; esac\nexec '${join(ROOT, 'tests', 'fixtures', 'abra', 'abra')}' "$@"\n`, { mode: 0o755 });
+    writeFileSync(
+      join(shims, 'abra'),
+      `#!/bin/sh\ncase "$*" in *"app undeploy"*) sleep 8;; esac\nexec '${join(ROOT, 'tests', 'fixtures', 'abra', 'abra')}' "$@"\n`,
+      { mode: 0o755 },
+    );
     const run = startCli(['run'], {
-      env: { ...world.env, PATH: `${shims}:${world.env.PATH}`, RECIPE: 'ccci-demo', CCCI_RUN_ID: 'late-term', STAGES: 'install', CCCI_TEARDOWN_BUDGET_SECONDS: '24' },
+      env: {
+        ...world.env,
+        PATH: `${shims}:${world.env.PATH}`,
+        RECIPE: 'ccci-demo',
+        CCCI_RUN_ID: 'late-term',
+        STAGES: 'install',
+        CCCI_TEARDOWN_BUDGET_SECONDS: '24',
+      },
     });
     await run.waitFor(`$ abra app undeploy ${domain}`, 120_000);
     run.child.kill('SIGTERM');

@@ -37,7 +37,11 @@ describe('exitCodeFor', () => {
     ['a refused lockfile (errno code kept)', new InputError('EISDIR: lockfile is a directory', { code: 'EISDIR' }), EXIT.badInput],
     ['a bad flag (node:util parseArgs)', parseArgsError(), EXIT.badInput],
     ['a failed command', new CommandError('abra app deploy x', 1, 'boom', 'exited 1'), EXIT.failed],
-    ['a teardown that left something', new TeardownError('x.example', { services: ['s'], volumes: [], secrets: [], networks: [], env: [] }), EXIT.failed],
+    [
+      'a teardown that left something',
+      new TeardownError('x.example', { services: ['s'], volumes: [], secrets: [], networks: [], env: [] }),
+      EXIT.failed,
+    ],
     ['a red run', new RunFailedError('stage failed: install'), EXIT.failed],
     ['SIGTERM', new RunAbortedError('SIGTERM', 143, 'SIGTERM received'), 143],
     ['the hard deadline', new RunAbortedError('SIGALRM', 142, 'deadline'), 142],
@@ -71,7 +75,10 @@ describe('errors thrown on purpose', () => {
       const lines = text.split('\n');
       lines.forEach((line, i) => {
         const statement = `${lines[i - 1] ?? ''} ${line}`; // a call may open on the line before
-        if (/\bnew (Error|TypeError|RangeError)\(/.test(line) && !/Object\.assign\(new (Type|Range)?Error\(.*code:|argumentError\(/.test(statement)) {
+        if (
+          /\bnew (Error|TypeError|RangeError)\(/.test(line) &&
+          !/Object\.assign\(new (Type|Range)?Error\(.*code:|argumentError\(/.test(statement)
+        ) {
           bare.push(`${file}:${i + 1}: ${line.trim()}`);
         }
       });
@@ -83,7 +90,9 @@ describe('errors thrown on purpose', () => {
 describe('bad input names what the user set', () => {
   const run = async (args: string[], env: NodeJS.ProcessEnv) => {
     const home = tempDir('ccci-errors-');
-    const cli = startCli(['run', ...args], { env: { HOME: home, CCCI_RUNS_DIR: join(home, 'runs'), CCCI_APP_LOCK_DIR: join(home, 'locks'), ...env } });
+    const cli = startCli(['run', ...args], {
+      env: { HOME: home, CCCI_RUNS_DIR: join(home, 'runs'), CCCI_APP_LOCK_DIR: join(home, 'locks'), ...env },
+    });
     return { exit: await cli.exited, output: cli.output() };
   };
 

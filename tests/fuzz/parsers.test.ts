@@ -814,6 +814,7 @@ describe(`parser fuzz (seed ${SEED})`, () => {
     const env = { A: 'a', EMPTY: '', STACK_NAME: 'x_y' };
     const valid = (): string =>
       rng
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: compose interpolation templates, not JS ones
         .pick(['${A}', '$A', '${B:-d}', '${EMPTY-d}', '$$', 'x', '${A:+${B:-c}}', 'coop-cloud.${STACK_NAME}.version=1'])
         .repeat(rng.int(1, 3));
     for (const input of inputs(rng, N(4000), valid)) {

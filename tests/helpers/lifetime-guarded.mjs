@@ -82,7 +82,8 @@ const untilAborted = (signal) =>
 if (values['no-run']) {
   if (domain) await acquireAppLock(domain, { signal: lifetime.signal, log: out });
   ready();
-  if (values.drain) process.exitCode = 3; // and let the event loop run dry
+  if (values.drain)
+    process.exitCode = 3; // and let the event loop run dry
   else setInterval(() => {}, 1 << 30);
 } else {
   await lifetime.run(async (signal) => {

@@ -19,7 +19,9 @@ import { createInterface } from 'node:readline';
 
 // CCCI_PROP_DIST points at another build of the library (a deliberately broken copy, to show the
 // property test catches the break); default: this checkout's dist/.
-const dist = process.env.CCCI_PROP_DIST ? `file://${process.env.CCCI_PROP_DIST.replace(/\/?$/, '/')}` : new URL('../../dist/', import.meta.url).href;
+const dist = process.env.CCCI_PROP_DIST
+  ? `file://${process.env.CCCI_PROP_DIST.replace(/\/?$/, '/')}`
+  : new URL('../../dist/', import.meta.url).href;
 const { acquireAppLock, heldAppLocks, janitor, lockPath, probeLock } = await import(`${dist}lib/index.js`);
 const { LOCK_EX, LOCK_NB, flock, identity, openLockFile, pathIdentity, sameFile } = await import(`${dist}lib/native.js`);
 

@@ -13,7 +13,10 @@ for (let i = 0; i < Number(count); i++) {
   );
 }
 // Queued in the kernel: one "->" entry of ours per wait in /proc/locks.
-const queued = () => readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => l.includes('->') && l.includes(` ${process.pid} `)).length;
+const queued = () =>
+  readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('->') && l.includes(` ${process.pid} `)).length;
 while (queued() < Number(count)) await new Promise((r) => setTimeout(r, 5));
 console.log(`WAITING ${count}`);
 setTimeout(() => {

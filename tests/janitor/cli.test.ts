@@ -56,12 +56,15 @@ function fakeHost(apps: unknown, services: string[]): { env: NodeJS.ProcessEnv; 
   const state = tempDir('ccci-fake-host-');
   const bin = join(state, 'bin');
   mkdirSync(bin);
-  for (const [name, script] of [['abra', FAKE_ABRA], ['docker', FAKE_DOCKER]] as const) {
+  for (const [name, script] of [
+    ['abra', FAKE_ABRA],
+    ['docker', FAKE_DOCKER],
+  ] as const) {
     writeFileSync(join(bin, name), script);
     chmodSync(join(bin, name), 0o755);
   }
   writeFileSync(join(state, 'apps.json'), typeof apps === 'string' ? apps : JSON.stringify(apps));
-  writeFileSync(join(state, 'services'), services.join('\n') + '\n');
+  writeFileSync(join(state, 'services'), `${services.join('\n')}\n`);
   writeFileSync(join(state, 'calls'), '');
   mkdirSync(join(state, 'abra', 'servers', 'default'), { recursive: true });
   return {
@@ -84,7 +87,13 @@ describe('cc-ci locks', () => {
     const locks = JSON.parse(stdout) as AppLockInfo[];
     expect(locks).toEqual([
       { domain: free, path: lockPath(free), state: 'free', ageMs: expect.any(Number), holder: null },
-      { domain: held, path: lockPath(held), state: 'held', ageMs: expect.any(Number), holder: { pid: run.pid, command: expect.stringContaining('hold-lock.mjs') } },
+      {
+        domain: held,
+        path: lockPath(held),
+        state: 'held',
+        ageMs: expect.any(Number),
+        holder: { pid: run.pid, command: expect.stringContaining('hold-lock.mjs') },
+      },
     ]);
     expect(locks[1]!.ageMs).toBeLessThan(60_000);
     expect(cliRun.output()).toContain('skipping');
@@ -113,11 +122,10 @@ describe('cc-ci janitor', () => {
     lockDir();
     const [abraOrphan, dockerOrphan, live] = [runApp('a0ab01'), runApp('a0d0c1'), runApp('a011fe')];
     const warm = 'warm-keycloak.ci.commoninternet.net';
-    const host = fakeHost({ default: { apps: [{ appName: abraOrphan, domain: abraOrphan }, { appName: live }, { appName: warm, domain: warm }], appCount: 3 } }, [
-      `${stackName(dockerOrphan)}_app`,
-      `${stackName(live)}_app`,
-      `${stackName(warm)}_app`,
-    ]);
+    const host = fakeHost(
+      { default: { apps: [{ appName: abraOrphan, domain: abraOrphan }, { appName: live }, { appName: warm, domain: warm }], appCount: 3 } },
+      [`${stackName(dockerOrphan)}_app`, `${stackName(live)}_app`, `${stackName(warm)}_app`],
+    );
     writeFileSync(join(host.state, 'abra', 'servers', 'default', `${abraOrphan}.env`), 'RECIPE=keycloak\n');
     await orphan(abraOrphan);
     await liveRun(live);
@@ -179,10 +187,9 @@ describe('cc-ci janitor', () => {
 
 describe('discovery parsing', () => {
   it('reads abra app ls --machine output, per server or as a bare list', () => {
-    expect(parseAbraAppLs(JSON.stringify({ a: { apps: [{ appName: 'x.org', domain: 'x.org' }] }, b: { apps: [{ appName: 'y.org' }] } }))).toEqual([
-      'x.org',
-      'y.org',
-    ]);
+    expect(
+      parseAbraAppLs(JSON.stringify({ a: { apps: [{ appName: 'x.org', domain: 'x.org' }] }, b: { apps: [{ appName: 'y.org' }] } })),
+    ).toEqual(['x.org', 'y.org']);
     expect(parseAbraAppLs(JSON.stringify([{ domain: 'z.org' }]))).toEqual(['z.org']);
     expect(parseAbraAppLs('{}')).toEqual([]);
     expect(parseAbraAppLs('')).toEqual([]);
@@ -193,8 +200,8 @@ describe('discovery parsing', () => {
 
   it('maps docker services back to run-app domains only', () => {
     const domain = runApp('a0d0c2');
-    expect(domainsOfServices([`${stackName(domain)}_app`, `${stackName(domain)}_db`, 'warm-keycloak_ci_commoninternet_net_app', ''].join('\n'))).toEqual([
-      domain,
-    ]);
+    expect(
+      domainsOfServices([`${stackName(domain)}_app`, `${stackName(domain)}_db`, 'warm-keycloak_ci_commoninternet_net_app', ''].join('\n')),
+    ).toEqual([domain]);
   });
 });

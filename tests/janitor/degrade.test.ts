@@ -48,7 +48,9 @@ describe('janitor: what it leaves alone', () => {
     expect(report.skipped[0]!.reason).toMatch(/EISDIR: lockfile is a directory/);
     expect(report.skipped[1]!.reason).toMatch(/EFTYPE: lockfile is not a regular file/);
     expect(report.skipped[2]!.reason).toMatch(/ELOOP/);
-    expect(log()).toContain(`cannot probe lockfile ${lockPath(asDir)} (EISDIR: lockfile is a directory, open '${lockPath(asDir)}') — skipping ${asDir}`);
+    expect(log()).toContain(
+      `cannot probe lockfile ${lockPath(asDir)} (EISDIR: lockfile is a directory, open '${lockPath(asDir)}') — skipping ${asDir}`,
+    );
     expect(statSync(lockPath(asDir)).isDirectory()).toBe(true);
   });
 

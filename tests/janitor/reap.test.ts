@@ -163,7 +163,8 @@ describe('janitor: orphans and live runs', () => {
   it('tidies unheld lockfiles no app stands behind, and leaves held ones', async () => {
     const dir = lockDir();
     const [stale, heldNoApp, candidate] = [runApp('a57a1e'), runApp('a0be1d'), runApp('a0ca4d')];
-    for (const path of [lockPath(stale), `${dir}/cc-ci-app-warm-keycloak.ci.commoninternet.net.lock`, `${dir}/unrelated.txt`]) writeFileSync(path, '');
+    for (const path of [lockPath(stale), `${dir}/cc-ci-app-warm-keycloak.ci.commoninternet.net.lock`, `${dir}/unrelated.txt`])
+      writeFileSync(path, '');
     await liveRun(heldNoApp);
     await liveRun(candidate);
     const { report } = await sweep([candidate]);

@@ -75,7 +75,14 @@ describe('cc-ci step', () => {
   it('turns the death of its own parent (the CI step shell, SIGKILLed) into a cancel of the guarded run', async () => {
     lockDir();
     // sh stands for the CI runner's step shell; `; :` keeps sh from exec-ing the wrapper.
-    const shell = startProcess('sh', ['-c', '"$0" "$1" step -- "$0" "$2" "$3"; :', process.execPath, CLI, join(HELPERS, 'lifetime-guarded.mjs'), DOMAIN]);
+    const shell = startProcess('sh', [
+      '-c',
+      '"$0" "$1" step -- "$0" "$2" "$3"; :',
+      process.execPath,
+      CLI,
+      join(HELPERS, 'lifetime-guarded.mjs'),
+      DOMAIN,
+    ]);
     const ready = await shell.waitFor(/^READY /);
     const [, run, wrapper] = /pid=(\d+) ppid=(\d+)/.exec(ready)!.map(Number);
     sessions.add(run!);

@@ -2,7 +2,6 @@
 // without blocking. Anything else at its path is refused with an error naming it, at once.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
@@ -19,10 +18,14 @@ const plants: [string, (path: string) => void, object][] = [
   ['a directory', (path) => mkdirSync(path), { code: 'EISDIR', message: /lockfile is a directory/ }],
   ['a FIFO', (path) => execFileSync('mkfifo', [path]), { code: 'EFTYPE', message: /lockfile is not a regular file/ }],
   ['a symlink', (path) => symlinkSync('/etc/hostname', path), { code: 'ELOOP', message: /lockfile is a symbolic link/ }],
-  ['a symlink to a real lockfile', (path) => {
-    writeFileSync(`${path}.real`, '');
-    symlinkSync(`${path}.real`, path);
-  }, { code: 'ELOOP' }],
+  [
+    'a symlink to a real lockfile',
+    (path) => {
+      writeFileSync(`${path}.real`, '');
+      symlinkSync(`${path}.real`, path);
+    },
+    { code: 'ELOOP' },
+  ],
 ];
 
 describe.each(plants)('a lockfile that is %s', (_what, plant, expected) => {
@@ -75,7 +78,9 @@ describe('lockfile creation and ownership', () => {
     const path = lockPath(DOMAIN);
     writeFileSync(path, '');
     chownSync(path, 65534, 65534);
-    expect(() => probeLock(DOMAIN)).toThrow(expect.objectContaining({ code: 'EPERM', path, message: expect.stringMatching(/owned by uid 65534/) }));
+    expect(() => probeLock(DOMAIN)).toThrow(
+      expect.objectContaining({ code: 'EPERM', path, message: expect.stringMatching(/owned by uid 65534/) }),
+    );
     await expect(acquireAppLock(DOMAIN)).rejects.toMatchObject({ code: 'EPERM' });
   });
 

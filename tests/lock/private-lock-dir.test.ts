@@ -31,9 +31,13 @@ describe('private lock dir', () => {
   it('is created 0755 under a restrictive umask, and the lock taken in it', async () => {
     const parent = lockDir();
     const dir = join(parent, 'cc-ci');
-    const holder = startProcess('sh', ['-c', `umask 077 && exec "$0" "$1" priv-a1b2c3.ci.example`, process.execPath, join(HELPERS, 'hold-lock.mjs')], {
-      env: { CCCI_APP_LOCK_DIR: dir },
-    });
+    const holder = startProcess(
+      'sh',
+      ['-c', `umask 077 && exec "$0" "$1" priv-a1b2c3.ci.example`, process.execPath, join(HELPERS, 'hold-lock.mjs')],
+      {
+        env: { CCCI_APP_LOCK_DIR: dir },
+      },
+    );
     await holder.waitFor('HELD');
     expect(statSync(dir).mode & 0o7777).toBe(0o755);
     expect(heldFromOutside(join(dir, 'cc-ci-app-priv-a1b2c3.ci.example.lock'))).toBe(true);
@@ -59,7 +63,9 @@ describe('moving from the shared lock dir (CCCI_LEGACY_LOCK_DIR)', () => {
   it('makes a run hold its lock in the old dir too, so an old runner or janitor sees it live', async () => {
     const legacy = lockDir();
     const dir = join(tempDir('ccci-private-'), 'cc-ci');
-    const holder = startHelper('hold-lock.mjs', ['move-a1b2c3.ci.example'], { env: { CCCI_APP_LOCK_DIR: dir, CCCI_LEGACY_LOCK_DIR: legacy } });
+    const holder = startHelper('hold-lock.mjs', ['move-a1b2c3.ci.example'], {
+      env: { CCCI_APP_LOCK_DIR: dir, CCCI_LEGACY_LOCK_DIR: legacy },
+    });
     await holder.waitFor('HELD');
     expect(heldFromOutside(join(legacy, 'cc-ci-app-move-a1b2c3.ci.example.lock'))).toBe(true);
     expect(heldFromOutside(join(dir, 'cc-ci-app-move-a1b2c3.ci.example.lock'))).toBe(true);

@@ -189,7 +189,9 @@ describe('the lock protocol under random acquire / probe / reap / unlink / die',
       throw new Error(`seed ${SEED}: ${why}\n--- last steps ---\n${trace.join('\n')}`);
     };
     const t0 = performance.now();
-    console.log(`lock property: seed ${SEED} (replay with CCCI_PROP_SEED=${SEED}), ${STEPS} steps, ${ACTORS} actors, domains ${DOMAINS.join(' ')}`);
+    console.log(
+      `lock property: seed ${SEED} (replay with CCCI_PROP_SEED=${SEED}), ${STEPS} steps, ${ACTORS} actors, domains ${DOMAINS.join(' ')}`,
+    );
 
     // Believers as of the last snapshot, per domain: pid of the believer.
     let believers = new Map<string, number>();
@@ -218,7 +220,10 @@ describe('the lock protocol under random acquire / probe / reap / unlink / die',
       // I3, as the kernel sees it when a teardown starts: the reaper holds the path's inode.
       if (message.event === 'teardown') {
         tally.teardownLockChecks = (tally.teardownLockChecks ?? 0) + 1;
-        if (message.lockedByMe !== true) violations.push(`I3: actor ${actor.slot} (pid ${actor.pid}) tears ${message.domain} down without the lock on the path (${message.why})`);
+        if (message.lockedByMe !== true)
+          violations.push(
+            `I3: actor ${actor.slot} (pid ${actor.pid}) tears ${message.domain} down without the lock on the path (${message.why})`,
+          );
       }
     };
 
@@ -245,11 +250,16 @@ describe('the lock protocol under random acquire / probe / reap / unlink / die',
       for (const [actor, status] of first) {
         for (const held of status.held) {
           // I1
-          if (now.has(held.domain)) fail(`I1 step ${step}: ${held.domain} believed held by pid ${now.get(held.domain)} and pid ${status.pid} (actor ${actor.slot})`);
+          if (now.has(held.domain))
+            fail(
+              `I1 step ${step}: ${held.domain} believed held by pid ${now.get(held.domain)} and pid ${status.pid} (actor ${actor.slot})`,
+            );
           now.set(held.domain, status.pid);
           // I2, as the holder sees it
           if (!held.same || held.pathIno !== held.fdIno || held.pathDev !== held.fdDev) {
-            fail(`I2 step ${step}: actor ${actor.slot} (pid ${status.pid}) believes it holds ${held.domain} on inode ${held.fdIno}, but the path names ${held.pathIno ?? 'nothing'}`);
+            fail(
+              `I2 step ${step}: actor ${actor.slot} (pid ${status.pid}) believes it holds ${held.domain} on inode ${held.fdIno}, but the path names ${held.pathIno ?? 'nothing'}`,
+            );
           }
         }
       }
@@ -284,7 +294,10 @@ describe('the lock protocol under random acquire / probe / reap / unlink / die',
       // I3: nobody tears down what a live process believes it holds.
       for (const [actor, status] of second) {
         for (const domain of status.reaping) {
-          if (now.has(domain)) fail(`I3 step ${step}: actor ${actor.slot} (pid ${status.pid}) tearing ${domain} down while pid ${now.get(domain)} believes it holds it`);
+          if (now.has(domain))
+            fail(
+              `I3 step ${step}: actor ${actor.slot} (pid ${status.pid}) tearing ${domain} down while pid ${now.get(domain)} believes it holds it`,
+            );
           tally.reaperChecks = (tally.reaperChecks ?? 0) + 1;
         }
       }
@@ -293,11 +306,14 @@ describe('the lock protocol under random acquire / probe / reap / unlink / die',
         const domain = keys.get(lock.key)!;
         const accounts = (statuses: Map<Actor, Status>): boolean =>
           [...statuses.values()].some(
-            (s) => s.pid === lock.pid && (s.held.some((h) => h.domain === domain) || s.reaping.includes(domain) || s.pending.includes(domain)),
+            (s) =>
+              s.pid === lock.pid && (s.held.some((h) => h.domain === domain) || s.reaping.includes(domain) || s.pending.includes(domain)),
           );
         if (!accounts(first) && !accounts(second)) {
           const who = [...first].find(([, s]) => s.pid === lock.pid);
-          fail(`I6 step ${step}: pid ${lock.pid}${who ? ` (actor ${who[0].slot})` : ' (no live actor)'} holds a ${lock.type} lock on ${domain}'s lockfile without believing, reaping or acquiring it`);
+          fail(
+            `I6 step ${step}: pid ${lock.pid}${who ? ` (actor ${who[0].slot})` : ' (no live actor)'} holds a ${lock.type} lock on ${domain}'s lockfile without believing, reaping or acquiring it`,
+          );
         }
       }
       if (violations.length) fail(violations.join('\n'));

@@ -21,14 +21,21 @@ function closedFd(): number {
   return fd;
 }
 
-const typeError = (code: string, message: RegExp) => expect.objectContaining({ name: 'TypeError', code, message: expect.stringMatching(message) });
-const rangeError = (code: string, message: RegExp) => expect.objectContaining({ name: 'RangeError', code, message: expect.stringMatching(message) });
+const typeError = (code: string, message: RegExp) =>
+  expect.objectContaining({ name: 'TypeError', code, message: expect.stringMatching(message) });
+const rangeError = (code: string, message: RegExp) =>
+  expect.objectContaining({ name: 'RangeError', code, message: expect.stringMatching(message) });
 
 describe('system-call errors', () => {
   it('flock on a closed fd throws EBADF in Node’s shape', () => {
     const error = thrown(() => flock(closedFd(), LOCK_EX | LOCK_NB));
     expect(error).toBeInstanceOf(Error);
-    expect(error).toMatchObject({ code: 'EBADF', errno: -constants.errno.EBADF, syscall: 'flock', message: 'EBADF: bad file descriptor, flock' });
+    expect(error).toMatchObject({
+      code: 'EBADF',
+      errno: -constants.errno.EBADF,
+      syscall: 'flock',
+      message: 'EBADF: bad file descriptor, flock',
+    });
   });
 
   it('flock answers false, not an error, on a busy lock (EWOULDBLOCK), for both lock types', () => {
@@ -131,26 +138,82 @@ describe('process primitives', () => {
 describe('bad arguments', () => {
   const fd = 0;
   it.each([
-    ['flock without arguments', () => flock(undefined as never, LOCK_EX | LOCK_NB), typeError('ERR_INVALID_ARG_TYPE', /^The "fd" argument must be of type number\. Received undefined$/)],
-    ['flock with a string fd', () => flock('3' as never, LOCK_EX | LOCK_NB), typeError('ERR_INVALID_ARG_TYPE', /^The "fd" argument must be of type number\. Received type string \('3'\)$/)],
-    ['flock with a negative fd', () => flock(-1, LOCK_EX | LOCK_NB), rangeError('ERR_OUT_OF_RANGE', /^The value of "fd" is out of range\. It must be >= 0 && <= 2147483647\. Received -1$/)],
-    ['flock with a fractional fd', () => flock(1.5, LOCK_EX | LOCK_NB), rangeError('ERR_OUT_OF_RANGE', /It must be an integer\. Received 1\.5$/)],
+    [
+      'flock without arguments',
+      () => flock(undefined as never, LOCK_EX | LOCK_NB),
+      typeError('ERR_INVALID_ARG_TYPE', /^The "fd" argument must be of type number\. Received undefined$/),
+    ],
+    [
+      'flock with a string fd',
+      () => flock('3' as never, LOCK_EX | LOCK_NB),
+      typeError('ERR_INVALID_ARG_TYPE', /^The "fd" argument must be of type number\. Received type string \('3'\)$/),
+    ],
+    [
+      'flock with a negative fd',
+      () => flock(-1, LOCK_EX | LOCK_NB),
+      rangeError('ERR_OUT_OF_RANGE', /^The value of "fd" is out of range\. It must be >= 0 && <= 2147483647\. Received -1$/),
+    ],
+    [
+      'flock with a fractional fd',
+      () => flock(1.5, LOCK_EX | LOCK_NB),
+      rangeError('ERR_OUT_OF_RANGE', /It must be an integer\. Received 1\.5$/),
+    ],
     ['flock with NaN', () => flock(Number.NaN, LOCK_EX | LOCK_NB), rangeError('ERR_OUT_OF_RANGE', /Received NaN$/)],
-    ['flock with an object op', () => flock(fd, {} as never), typeError('ERR_INVALID_ARG_TYPE', /"operation" argument must be of type number\. Received an instance of Object$/)],
-    ['flock with SH|EX', () => flock(fd, LOCK_SH | LOCK_EX | LOCK_NB), typeError('ERR_INVALID_ARG_VALUE', /must be LOCK_SH, LOCK_EX or LOCK_UN/)],
+    [
+      'flock with an object op',
+      () => flock(fd, {} as never),
+      typeError('ERR_INVALID_ARG_TYPE', /"operation" argument must be of type number\. Received an instance of Object$/),
+    ],
+    [
+      'flock with SH|EX',
+      () => flock(fd, LOCK_SH | LOCK_EX | LOCK_NB),
+      typeError('ERR_INVALID_ARG_VALUE', /must be LOCK_SH, LOCK_EX or LOCK_UN/),
+    ],
     ['flock blocking on the JS thread', () => flock(fd, LOCK_EX), typeError('ERR_INVALID_ARG_VALUE', /must include LOCK_NB.*flockWait/)],
     ['flockWait for LOCK_UN', () => flockWait(fd, LOCK_UN), typeError('ERR_INVALID_ARG_VALUE', /flockWait\(\) waits for a lock/)],
-    ['flockWait with a negative timeout', () => flockWait(fd, LOCK_EX, { timeoutMs: -1 }), rangeError('ERR_OUT_OF_RANGE', /"options\.timeoutMs"/)],
-    ['flockWait with a timeout past setTimeout’s range', () => flockWait(fd, LOCK_EX, { timeoutMs: 2 ** 31 }), rangeError('ERR_OUT_OF_RANGE', /"options\.timeoutMs"/)],
-    ['flockWait with a non-signal', () => flockWait(fd, LOCK_EX, { signal: {} as never }), typeError('ERR_INVALID_ARG_TYPE', /"options\.signal"/)],
-    ['openLockFile with a number path', () => openLockFile(7 as never, true), typeError('ERR_INVALID_ARG_TYPE', /"path" argument must be of type string\. Received type number \(7\)$/)],
-    ['openLockFile with a NUL in the path', () => openLockFile('a\0b', true), typeError('ERR_INVALID_ARG_VALUE', /^The argument 'path' must be a string without null bytes\. Received 'a\\x00b'$/)],
-    ['openLockFile with a non-boolean create', () => openLockFile('/tmp/x', 1 as never), typeError('ERR_INVALID_ARG_TYPE', /"create" argument must be of type boolean/)],
+    [
+      'flockWait with a negative timeout',
+      () => flockWait(fd, LOCK_EX, { timeoutMs: -1 }),
+      rangeError('ERR_OUT_OF_RANGE', /"options\.timeoutMs"/),
+    ],
+    [
+      'flockWait with a timeout past setTimeout’s range',
+      () => flockWait(fd, LOCK_EX, { timeoutMs: 2 ** 31 }),
+      rangeError('ERR_OUT_OF_RANGE', /"options\.timeoutMs"/),
+    ],
+    [
+      'flockWait with a non-signal',
+      () => flockWait(fd, LOCK_EX, { signal: {} as never }),
+      typeError('ERR_INVALID_ARG_TYPE', /"options\.signal"/),
+    ],
+    [
+      'openLockFile with a number path',
+      () => openLockFile(7 as never, true),
+      typeError('ERR_INVALID_ARG_TYPE', /"path" argument must be of type string\. Received type number \(7\)$/),
+    ],
+    [
+      'openLockFile with a NUL in the path',
+      () => openLockFile('a\0b', true),
+      typeError('ERR_INVALID_ARG_VALUE', /^The argument 'path' must be a string without null bytes\. Received 'a\\x00b'$/),
+    ],
+    [
+      'openLockFile with a non-boolean create',
+      () => openLockFile('/tmp/x', 1 as never),
+      typeError('ERR_INVALID_ARG_TYPE', /"create" argument must be of type boolean/),
+    ],
     ['identity with a bigint fd', () => native.identity(3n as never), typeError('ERR_INVALID_ARG_TYPE', /Received type bigint \(3n\)$/)],
     ['pathIdentity with null', () => native.pathIdentity(null as never), typeError('ERR_INVALID_ARG_TYPE', /Received null$/)],
-    ['sameFile without a path', () => native.sameFile(fd, undefined as never), typeError('ERR_INVALID_ARG_TYPE', /"path" argument must be of type string/)],
+    [
+      'sameFile without a path',
+      () => native.sameFile(fd, undefined as never),
+      typeError('ERR_INVALID_ARG_TYPE', /"path" argument must be of type string/),
+    ],
     ['setPdeathsig past SIGRTMAX', () => native.setPdeathsig(65), rangeError('ERR_OUT_OF_RANGE', /"signal" is out of range/)],
-    ['setChildSubreaper with a string', () => native.setChildSubreaper('yes' as never), typeError('ERR_INVALID_ARG_TYPE', /"on" argument must be of type boolean/)],
+    [
+      'setChildSubreaper with a string',
+      () => native.setChildSubreaper('yes' as never),
+      typeError('ERR_INVALID_ARG_TYPE', /"on" argument must be of type boolean/),
+    ],
     ['alarm with a negative count', () => native.alarm(-1), rangeError('ERR_OUT_OF_RANGE', /"seconds" is out of range/)],
     ['alarm past 2^32-1', () => native.alarm(2 ** 32), rangeError('ERR_OUT_OF_RANGE', /"seconds" is out of range/)],
   ])('%s', (_name, call, expected) => {

@@ -2,7 +2,20 @@
 // (unlink, then close) and readdirMatching (one getdents pass). Locks are held by real processes
 // (flock(1), the library in a helper); what is held, closed or unlinked is read from the kernel.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -181,7 +194,10 @@ describe('probeLockFile', () => {
     writeFileSync(theirs, '');
     chownSync(theirs, 65534, 65534);
     closeSync(probeLockFile(ours, EX, false));
-    expect(thrown(() => probeLockFile(theirs, EX, false))).toMatchObject({ code: 'EPERM', message: expect.stringContaining('owned by uid 65534') });
+    expect(thrown(() => probeLockFile(theirs, EX, false))).toMatchObject({
+      code: 'EPERM',
+      message: expect.stringContaining('owned by uid 65534'),
+    });
     closeSync(probeLockFile(ours, EX, false));
   });
 
@@ -211,7 +227,11 @@ describe('probeLockFile', () => {
     ['a blocking LOCK_EX', LOCK_EX, /a probe never waits/],
     ['LOCK_SH|LOCK_EX', LOCK_SH | LOCK_EX | LOCK_NB, /must be LOCK_SH, LOCK_EX or LOCK_UN/],
   ])('refuses %s as its operation', (_name, op, message) => {
-    expect(thrown(() => probeLockFile('/nonexistent/x.lock', op, false))).toMatchObject({ name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: expect.stringMatching(message) });
+    expect(thrown(() => probeLockFile('/nonexistent/x.lock', op, false))).toMatchObject({
+      name: 'TypeError',
+      code: 'ERR_INVALID_ARG_VALUE',
+      message: expect.stringMatching(message),
+    });
   });
 
   it.each([
@@ -257,7 +277,14 @@ describe('dropLockFile', () => {
 describe('readdirMatching', () => {
   it('gives the middle of every name between the prefix and the suffix, nothing else', () => {
     const dir = tempDir();
-    for (const name of ['cc-ci-app-a.example.lock', 'cc-ci-app-b.example.lock', 'cc-ci-app-.lock', 'cc-ci-app-c.example', 'x-cc-ci-app-d.lock', 'cc-ci-app-e.lock.bak']) {
+    for (const name of [
+      'cc-ci-app-a.example.lock',
+      'cc-ci-app-b.example.lock',
+      'cc-ci-app-.lock',
+      'cc-ci-app-c.example',
+      'x-cc-ci-app-d.lock',
+      'cc-ci-app-e.lock.bak',
+    ]) {
       writeFileSync(join(dir, name), '');
     }
     mkdirSync(join(dir, 'cc-ci-app-f.example.lock')); // listed: whether it is a lockfile is the prober's business

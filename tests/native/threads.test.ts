@@ -27,7 +27,7 @@ describe('a pending wait', () => {
     await release();
     await Promise.all(waits);
     expect(fds.map(fdLock)).toEqual(fds.map(() => 'READ'));
-    fds.forEach((fd) => closeSync(fd));
+    for (const fd of fds) closeSync(fd);
   });
 
   it('leaves the event loop free: a setInterval keeps ticking while the wait blocks', async () => {

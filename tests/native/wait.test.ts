@@ -158,7 +158,10 @@ describe('flockWait', () => {
     ];
     const waits = fds.map((fd, i) => {
       const controller = new AbortController();
-      const wait = flockWait(fd, LOCK_SH, { signal: controller.signal }).then(() => 'granted', () => 'cancelled');
+      const wait = flockWait(fd, LOCK_SH, { signal: controller.signal }).then(
+        () => 'granted',
+        () => 'cancelled',
+      );
       cancelAfter[i % cancelAfter.length]!(() => controller.abort());
       return wait;
     });
@@ -167,6 +170,6 @@ describe('flockWait', () => {
     await release();
     expect(fds.map(fdLock)).toEqual(fds.map(() => null));
     expect(flockCanTake(path)).toBe(true);
-    fds.forEach((fd) => closeSync(fd));
+    for (const fd of fds) closeSync(fd);
   });
 });

@@ -40,7 +40,9 @@ describe('run configuration at the boundary', () => {
     for (const base of ['git.autonomic.zone', 'rel/path', 'https://git example.org', 'javascript:alert(1)']) {
       expect(refusal(() => parseRunConfig([], { RECIPE: 'x', CCCI_GIT_BASE: base })).message).toContain(`got ${JSON.stringify(base)}`);
     }
-    expect(parseRunConfig([], { RECIPE: 'x', CCCI_GIT_BASE: 'https://git.example.org/mirror//' }).gitBase).toBe('https://git.example.org/mirror');
+    expect(parseRunConfig([], { RECIPE: 'x', CCCI_GIT_BASE: 'https://git.example.org/mirror//' }).gitBase).toBe(
+      'https://git.example.org/mirror',
+    );
     expect(parseRunConfig([], { RECIPE: 'x', CCCI_GIT_BASE: 'file:///srv/git' }).gitBase).toBe('file:///srv/git');
   });
 
@@ -56,6 +58,8 @@ describe('run configuration at the boundary', () => {
   it('reports a bad CCCI_SERVER as an InputError wherever it is read', () => {
     process.env.CCCI_SERVER = '../other';
     expect(refusal(() => abraServer()).message).toBe('CCCI_SERVER must be a plain server name, got "../other"');
-    expect(refusal(() => parseRunConfig([], { RECIPE: 'x', CCCI_SERVER: '../other' })).message).toBe('CCCI_SERVER must be a plain server name, got "../other"');
+    expect(refusal(() => parseRunConfig([], { RECIPE: 'x', CCCI_SERVER: '../other' })).message).toBe(
+      'CCCI_SERVER must be a plain server name, got "../other"',
+    );
   });
 });

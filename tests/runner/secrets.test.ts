@@ -12,7 +12,7 @@ import { tempDir, useHelpers } from '../support/processes.js';
 useHelpers();
 
 describe('the environment a recipe test gets', () => {
-  it('a recipe test sees the contract\'s variables and not CCCI_GIT_TOKEN', async () => {
+  it("a recipe test sees the contract's variables and not CCCI_GIT_TOKEN", async () => {
     const dir = tempDir('ccci-secrets-');
     writeFileSync(join(dir, 'test_env.sh'), '#!/bin/sh\nenv > "$OUT"\n', { mode: 0o755 });
     const before = process.env.CCCI_GIT_TOKEN;
@@ -32,9 +32,18 @@ describe('the environment a recipe test gets', () => {
       expect(seen).toContain('DOMAIN=demo-1a2b3c.ci.test');
       expect(seen).not.toContain('token-that-must-not-leak');
       expect(seen).not.toContain('SOME_CI_SECRET');
-      const names = seen.split('\n').filter(Boolean).map((line) => line.split('=')[0]);
+      const names = seen
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('=')[0]);
       // sh itself adds PWD, SHLVL and _; everything else is what the contract handed over.
-      expect(names.filter((name) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(name!)).sort()).toEqual(['DOMAIN', 'HOME', 'LANG', 'OUT', 'PATH']);
+      expect(names.filter((name) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(name!)).sort()).toEqual([
+        'DOMAIN',
+        'HOME',
+        'LANG',
+        'OUT',
+        'PATH',
+      ]);
     } finally {
       if (before === undefined) delete process.env.CCCI_GIT_TOKEN;
       else process.env.CCCI_GIT_TOKEN = before;

@@ -52,7 +52,8 @@ export function fakeHost(recipes: string[] = ['x']): FakeHost {
   const home = join(root, 'home');
   const runs = join(root, 'runs');
   const locks = join(root, 'locks');
-  for (const dir of [bin, runs, locks, join(home, '.abra', 'servers', 'default'), join(home, '.abra', 'catalogue')]) mkdirSync(dir, { recursive: true });
+  for (const dir of [bin, runs, locks, join(home, '.abra', 'servers', 'default'), join(home, '.abra', 'catalogue')])
+    mkdirSync(dir, { recursive: true });
   writeFileSync(join(bin, 'abra'), FAKE_ABRA);
   writeFileSync(join(bin, 'docker'), FAKE_DOCKER);
   chmodSync(join(bin, 'abra'), 0o755);

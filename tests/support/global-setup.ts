@@ -57,7 +57,13 @@ function compileTypeScript(): void {
   const outputs = sources.flatMap((file) => ['.js', '.js.map', '.d.ts'].map((ext) => join(ROOT, 'dist', file.replace(/\.ts$/, ext))));
   if (outputs.some((output) => !existsSync(output))) rmSync(BUILD_INFO, { force: true });
   mkdirSync(dirname(BUILD_INFO), { recursive: true });
-  run('tsc -p tsconfig.json', require.resolve('typescript/bin/tsc'), ['-p', 'tsconfig.json', '--incremental', '--tsBuildInfoFile', BUILD_INFO]);
+  run('tsc -p tsconfig.json', require.resolve('typescript/bin/tsc'), [
+    '-p',
+    'tsconfig.json',
+    '--incremental',
+    '--tsBuildInfoFile',
+    BUILD_INFO,
+  ]);
 }
 
 function buildAddon(): boolean {

@@ -36,10 +36,7 @@ export interface RecordedSweep {
 }
 
 /** One janitor sweep over `candidates`; teardown records (and runs `teardown` when given). */
-export async function sweep(
-  candidates: string[],
-  options: Partial<Omit<JanitorOptions, 'discover'>> = {},
-): Promise<RecordedSweep> {
+export async function sweep(candidates: string[], options: Partial<Omit<JanitorOptions, 'discover'>> = {}): Promise<RecordedSweep> {
   const tornDown: string[] = [];
   const lines: string[] = [];
   const report = await janitor({

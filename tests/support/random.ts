@@ -74,7 +74,8 @@ export class Random {
     const total = choices.reduce((sum, [, w]) => sum + w, 0);
     let x = this.float() * total;
     for (const [item, w] of choices) {
-      if ((x -= w) < 0) return item;
+      x -= w;
+      if (x < 0) return item;
     }
     return choices[choices.length - 1]![0];
   }
@@ -105,9 +106,54 @@ export class Random {
 
 /** Characters that tend to break parsers and path handling. */
 export const NASTY_CHARS: readonly string[] = [
-  '/', '\\', '.', '..', '\0', '\n', '\r', '\t', ' ', '"', "'", '`', '$', '{', '}', '[', ']', ':', ',',
-  '-', '_', '*', '?', '~', '%', '#', '|', '&', ';', '<', '>', '=', '+', '@', '!',
-  'A', 'Z', 'é', 'ß', 'İ', 'ſ', 'K', '\u00a0', '\u200b', '\ufeff', '\u2028', '\ud800', '😀',
+  '/',
+  '\\',
+  '.',
+  '..',
+  '\0',
+  '\n',
+  '\r',
+  '\t',
+  ' ',
+  '"',
+  "'",
+  '`',
+  '$',
+  '{',
+  '}',
+  '[',
+  ']',
+  ':',
+  ',',
+  '-',
+  '_',
+  '*',
+  '?',
+  '~',
+  '%',
+  '#',
+  '|',
+  '&',
+  ';',
+  '<',
+  '>',
+  '=',
+  '+',
+  '@',
+  '!',
+  'A',
+  'Z',
+  'é',
+  'ß',
+  'İ',
+  'ſ',
+  'K',
+  '\u00a0',
+  '\u200b',
+  '\ufeff',
+  '\u2028',
+  '\ud800',
+  '😀',
 ];
 
 /** Lower-case DNS-ish characters, so mutations stay near the valid space too. */

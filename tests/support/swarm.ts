@@ -52,7 +52,10 @@ export interface World {
 
 async function names(args: string[]): Promise<string[]> {
   const { stdout } = await execa('docker', args);
-  return stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+  return stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Builds a fresh world for one test; `afterEach` of `useSwarmWorld` removes every trace of it. */
@@ -169,6 +172,14 @@ export function domainOf(world: World, recipe: string, pr = '0', ref = ''): stri
 /** The first running container of a domain's app service, or null. */
 export async function appContainer(domain: string): Promise<string | null> {
   const stack = domain.replaceAll('.', '_');
-  const found = await names(['ps', '--filter', `label=com.docker.swarm.service.name=${stack}_app`, '--filter', 'status=running', '--format', '{{.Names}}']);
+  const found = await names([
+    'ps',
+    '--filter',
+    `label=com.docker.swarm.service.name=${stack}_app`,
+    '--filter',
+    'status=running',
+    '--format',
+    '{{.Names}}',
+  ]);
   return found[0] ?? null;
 }
