@@ -91,6 +91,11 @@ export async function health(ctx: Pick<StageContext, 'ingress' | 'domain' | 'hea
   }
 }
 
+/** One hook or test of the tests dir `dir`, with the contract's environment and timeout. */
+function script(ctx: Pick<StageContext, 'scriptEnv' | 'testTimeoutMs' | 'signal' | 'log'>, dir: string, name: string): Promise<Check> {
+  return runScript(name, { dir, env: ctx.scriptEnv, timeoutMs: ctx.testTimeoutMs, signal: ctx.signal, log: ctx.log });
+}
+
 /** Runs one hook of the tests dir, if present, recorded in the stage; a failing hook throws. */
 export async function hook(
   ctx: Pick<StageContext, 'tests' | 'scriptEnv' | 'testTimeoutMs' | 'signal' | 'log' | 'checks'>,
@@ -99,13 +104,7 @@ export async function hook(
   const name = HOOKS[which];
   if (ctx.tests === null || !existsSync(join(ctx.tests, name))) return;
   ctx.log(`== hook: ${name} ==`);
-  const check = await runScript(name, {
-    dir: ctx.tests,
-    env: ctx.scriptEnv,
-    timeoutMs: ctx.testTimeoutMs,
-    signal: ctx.signal,
-    log: ctx.log,
-  });
+  const check = await script(ctx, ctx.tests, name);
   ctx.checks.hooks.push(check);
   if (check.verdict === 'fail') throw new CcciError('ERR_CCCI_HOOK', `${name} failed: ${check.reason}`);
 }
@@ -171,13 +170,7 @@ async function custom(ctx: StageContext): Promise<StageOutcome> {
   const results: Check[] = [];
   for (const name of tests) {
     ctx.log(`== custom: ${name} ==`);
-    const check = await runScript(name, {
-      dir: ctx.tests,
-      env: ctx.scriptEnv,
-      timeoutMs: ctx.testTimeoutMs,
-      signal: ctx.signal,
-      log: ctx.log,
-    });
+    const check = await script(ctx, ctx.tests, name);
     ctx.log(`== custom: ${name} ${check.verdict.toUpperCase()}${check.reason ? ` — ${check.reason}` : ''} ==`);
     results.push(check);
     ctx.checks.tests.push(check);

@@ -14,7 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { IMAGE, swarmUnavailable } from '../support/swarm.js';
+import { IMAGE, names, swarmUnavailable } from '../support/swarm.js';
 
 const ROOT_PEM = '/var/lib/cc-ci-test/ingress-root.pem';
 const NETWORK = 'proxy';
@@ -91,14 +91,6 @@ function fetchThroughIngress(domain: string): Promise<Answer> {
     req.on('error', reject);
     req.end();
   });
-}
-
-async function names(args: string[]): Promise<string[]> {
-  const { stdout } = await execa('docker', args);
-  return stdout
-    .split('\n')
-    .map((s) => s.trim())
-    .filter(Boolean);
 }
 
 /** Everything docker still has of the stack: services, containers, networks. */

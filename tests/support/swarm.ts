@@ -50,7 +50,8 @@ export interface World {
   leftovers(): Promise<string[]>;
 }
 
-async function names(args: string[]): Promise<string[]> {
+/** The names `docker <args>` lists, one a line. */
+export async function names(args: string[]): Promise<string[]> {
   const { stdout } = await execa('docker', args);
   return stdout
     .split('\n')
