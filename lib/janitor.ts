@@ -61,7 +61,8 @@ export interface JanitorReport {
 /** Candidate app domains (any names: only run-app names are kept). */
 export type Discover = () => Iterable<string> | Promise<Iterable<string>>;
 /** Removes everything of one app; must tolerate a half-gone app. Its errors are logged, not thrown. */
-export type Teardown = (domain: string) => undefined | PromiseLike<unknown>;
+// biome-ignore lint/suspicious/noConfusingVoidType: a teardown may return nothing at all, as a () => void does
+export type Teardown = (domain: string) => void | PromiseLike<unknown>;
 
 export interface JanitorOptions {
   discover: Discover;

@@ -74,7 +74,7 @@ describe('errors thrown on purpose', () => {
     for (const { file, text } of sources) {
       const lines = text.split('\n');
       lines.forEach((line, i) => {
-        const statement = `${lines[i - 1] ?? ''} ${line}`; // a call may open on the line before
+        const statement = `${lines[i - 1] ?? ''} ${line} ${lines[i + 1] ?? ''}`; // a call may span the lines around it
         if (
           /\bnew (Error|TypeError|RangeError)\(/.test(line) &&
           !/Object\.assign\(new (Type|Range)?Error\(.*code:|argumentError\(/.test(statement)
