@@ -67,6 +67,18 @@ export async function checkout(dir: string, ref: string): Promise<void> {
   await git(dir, ['checkout', '--quiet', '--force', ref]);
 }
 
+/**
+ * What the tree has besides its checkout: the paths `git status --porcelain` lists (the overlays a
+ * hook copied in, say). abra deploys a tagged version only from a tree without any.
+ */
+export async function treeChanges(dir: string): Promise<string[]> {
+  const status = (await exec('git', ['-C', dir, 'status', '--porcelain'])).stdout;
+  return status
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => line.slice(3));
+}
+
 /** The recipe's published versions (its tags), oldest first. */
 export async function publishedVersions(dir: string): Promise<string[]> {
   return (await git(dir, ['tag', '--sort=v:refname'])).split('\n').filter(Boolean);

@@ -9,7 +9,7 @@ import { readOpState, writeOpState, type RunStateFiles } from '../../lib/run-sta
 import type { HostTools } from '../host/tools.js';
 import { checkHealth, type HealthSpec, type IngressConfig } from './health.js';
 import { setEnvKeys } from './contract.js';
-import { backupCapable, checkout, previousVersion } from './recipe.js';
+import { backupCapable, checkout, previousVersion, treeChanges } from './recipe.js';
 import { HOOKS, runScript, testFiles } from './recipe-tests.js';
 import type { Check, RunResults, StageChecks } from './results.js';
 
@@ -120,7 +120,14 @@ async function upgrade(ctx: StageContext): Promise<StageOutcome> {
   ctx.log(`== upgrade: ${previous} first, then the code under test in place ==`);
   await checkout(ctx.tree, previous);
   setEnvKeys(ctx.abra.envPath(ctx.domain), ctx.envKeys);
-  await ctx.abra.appDeploy(ctx.domain, { version: previous, force: true });
+  const overlays = await treeChanges(ctx.tree);
+  if (overlays.length === 0) await ctx.abra.appDeploy(ctx.domain, { version: previous, force: true });
+  else {
+    // abra deploys a tagged version only from a clean tree; the earlier version must carry the
+    // hook's overlays too, so it goes out as its checkout (the Python runner's fallback as well).
+    ctx.log(`== upgrade: ${previous} deployed from its checkout (--chaos): the tree also holds ${overlays.join(', ')} ==`);
+    await ctx.abra.appDeploy(ctx.domain, { chaos: true, force: true });
+  }
   await settle(ctx);
   const marker = `upgrade-${ctx.runId}-${Date.now()}`;
   const hasVolume = await writeMarker(ctx, marker);

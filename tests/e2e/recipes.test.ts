@@ -66,6 +66,17 @@ describe.skipIf(!ready)('the recipe CI contract on a real swarm and ingress', ()
     await assertNothingLeft(world, domain);
   });
 
+  it("upgrades with the hook's overlay in place: both of upgrade's deploys pass their health check", { timeout: RUN_MS }, async () => {
+    const world = newWorld();
+    const domain = domainOf(world, 'ccci-hooks');
+    const green = run(world, 'upgrade', { STAGES: 'install,upgrade' });
+    expect(await green.exited, green.output()).toEqual({ code: 0, signal: null });
+    const upgrade = stage(world, 'upgrade', 'upgrade');
+    expect(upgrade.verdict, upgrade.reason).toBe('pass');
+    expect(upgrade.health.map((check) => check.verdict)).toEqual(['pass', 'pass']);
+    await assertNothingLeft(world, domain);
+  });
+
   it('without the hook, install fails its health check: the URL and the 503 in results.json, exit 1, nothing left', {
     timeout: RUN_MS,
   }, async () => {
