@@ -1,25 +1,25 @@
 // `cc-ci run`, top to bottom: guards → per-run dirs → fetch → janitor → deploy (under the app lock)
-// → stages → teardown → results. Each step is one call into its own module; docs/concurrency.md
-// explains why the order is what it is.
+// → stages → teardown → results. Each step is one call; docs/concurrency.md explains why the order
+// is what it is, docs/recipes.md what the stages do with the recipe.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ensureRunDir, runId, setupRunAbraDir } from '../../lib/abra-dir.js';
 import { EXIT, exitCodeFor, isExpected, type RunAbortedError } from '../../lib/errors.js';
 import { janitor } from '../../lib/janitor.js';
-import { installLifetimeGuards } from '../../lib/lifetime.js';
+import { installLifetimeGuards, type Lifetime } from '../../lib/lifetime.js';
 import { appDomain, stackName } from '../../lib/naming.js';
 import { createRunState, deployCount, removeRunState, removeStaleRunState, runStateEnv, type RunStateFiles } from '../../lib/run-state.js';
 import { defaultJanitorHooks } from '../host/discovery.js';
-import { createLog } from '../host/log.js';
-import { hostTools } from '../host/tools.js';
+import { createLog, type Log } from '../host/log.js';
+import { hostTools, type HostTools } from '../host/tools.js';
 import type { RunConfig } from './config.js';
+import { type CcciContract, readContract, setEnvKeys } from './contract.js';
 import { deployApp } from './deploy.js';
 import { fetchRecipe, headCommit } from './recipe.js';
 import { assembleTests } from './recipe-tests.js';
-import { readContract, setEnvKeys } from './contract.js';
-import { finishResults, runFailure, startResults, type StageChecks } from './results.js';
-import { hook, runStages } from './stages.js';
+import { finishResults, type RunResults, runFailure, type StageChecks, startResults } from './results.js';
+import { hook, runStages, type StageContext } from './stages.js';
 import { ownTeardown } from './teardown.js';
 
 export async function runRecipeCi(config: RunConfig): Promise<never> {
@@ -58,88 +58,100 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
       `== cc-ci run ${results.runId}: recipe=${config.recipe} ref=${config.ref ?? '(catalogue)'} pr=${config.pr} domain=${domain} stages=${config.stages.join(',')} ==`,
     );
     const tools = hostTools({ server: config.server, log, signal });
-
-    setupRunAbraDir(log);
-    const stale = removeStaleRunState(dir);
-    if (stale.length) log(`== removed the state of ${stale.length} earlier attempts of this run that died: ${stale.join(', ')} ==`);
-    const state = createRunState(dir);
-    lifetime.onTeardown(() => removeRunState(state));
-
-    const tree = await fetchRecipe({
-      ...config,
-      ref: config.ref ?? undefined,
-      src: config.src ?? undefined,
-      abra: tools.abra,
-      log,
-      signal,
-    });
-    const head = await headCommit(tree);
-    const tests = assembleTests({ tree, operatorDir: config.operatorTests, runDir: dir, log });
-    const contract = readContract(tests);
-    if (contract.deps.length > 0) {
-      log(
-        `== ccci.yml declares dependencies (${contract.deps.map((dep) => dep.recipe).join(', ')}): this cc-ci does not deploy them yet; tests that need them should skip (exit 77) ==`,
-      );
-    }
-
-    const swept = await janitor({ ...defaultJanitorHooks({ log, signal }), log });
-    log(`== janitor: reaped [${swept.reaped.join(', ')}], live [${swept.live.join(', ')}], skipped ${swept.skipped.length} ==`);
-
-    const stack = stackName(domain);
-    const scriptEnv = contractEnv(config, contract.env, { domain, stack, tree, state, artifacts: join(dir, 'artifacts') });
-    const health = { path: contract.health.path, status: contract.health.status, timeoutMs: contract.health.timeoutSeconds * 1000 };
-    const stages = {
-      ...{
-        ...tools,
-        recipe: config.recipe,
-        domain,
-        stack,
-        runId: results.runId,
-        tree,
-        head,
-        tests,
-        scriptEnv,
-        envKeys: contract.env,
-        health,
-        state,
-        signal,
-      },
-      ...{
-        testTimeoutMs: config.testTimeoutMs,
-        ingress: config.ingress,
-        convergeTimeoutMs: config.convergeTimeoutMs,
-        checks: { health: [], hooks: [], tests: [] },
-      },
-    };
-    // Between `abra app new` and the first deploy: ccci.yml's env keys, then install_steps.sh.
-    const beforeDeploy = (checks: StageChecks) => async () => {
-      setEnvKeys(tools.abra.envPath(domain), contract.env);
-      await hook({ ...stages, checks }, 'installSteps');
-    };
-    await runStages(stages, config.stages, results, async (checks) => {
-      try {
-        await deployApp({
-          ...tools,
-          recipe: config.recipe,
-          domain,
-          tree,
-          state,
-          signal,
-          convergeTimeoutMs: config.convergeTimeoutMs,
-          beforeDeploy: beforeDeploy(checks),
-        });
-      } finally {
-        results.deploys = deployCount(state);
-      }
-    });
-
+    const state = perRunDirs(dir, lifetime, log);
+    const recipe = await fetchWithContract(config, { dir, tools, signal });
+    await sweep(log, signal);
+    const ctx = stageContext(config, { domain, runId: results.runId, dir, tools, state, recipe, signal });
+    await runStages(ctx, config.stages, results, (checks) => deployOnce(config, ctx, results, checks));
     await teardown();
-
     const failure = runFailure(results);
     return failure === null ? EXIT.ok : exitCodeFor(failure);
   }
 }
 
+/** The per-run ABRA_DIR and the run's fresh state files (the state of dead attempts removed). */
+function perRunDirs(dir: string, lifetime: Lifetime, log: Log): RunStateFiles {
+  setupRunAbraDir(log);
+  const stale = removeStaleRunState(dir);
+  if (stale.length) log(`== removed the state of ${stale.length} earlier attempts of this run that died: ${stale.join(', ')} ==`);
+  const state = createRunState(dir);
+  lifetime.onTeardown(() => removeRunState(state));
+  return state;
+}
+
+interface FetchedRecipe {
+  /** The run's recipe tree and the code under test's commit in it. */
+  tree: string;
+  head: string;
+  /** The run's tests dir (null: none), and its ccci.yml. */
+  tests: string | null;
+  contract: CcciContract;
+}
+
+/** The recipe at the code under test, its tests dir (the recipe's and the operator's) and ccci.yml. */
+async function fetchWithContract(config: RunConfig, run: { dir: string; tools: HostTools; signal: AbortSignal }): Promise<FetchedRecipe> {
+  const { log } = run.tools;
+  const fetchOptions = {
+    ...config,
+    ref: config.ref ?? undefined,
+    src: config.src ?? undefined,
+    abra: run.tools.abra,
+    log,
+    signal: run.signal,
+  };
+  const tree = await fetchRecipe(fetchOptions);
+  const head = await headCommit(tree);
+  const tests = assembleTests({ tree, operatorDir: config.operatorTests, runDir: run.dir, log });
+  const contract = readContract(tests);
+  if (contract.deps.length > 0) {
+    const names = contract.deps.map((dep) => dep.recipe).join(', ');
+    log(`== ccci.yml declares dependencies (${names}): this cc-ci does not deploy them yet; tests that need them should skip (exit 77) ==`);
+  }
+  return { tree, head, tests, contract };
+}
+
+/** The janitor's sweep at the run's start: the apps of dead runs go, live runs stay. */
+async function sweep(log: Log, signal: AbortSignal): Promise<void> {
+  const swept = await janitor({ ...defaultJanitorHooks({ log, signal }), log });
+  log(`== janitor: reaped [${swept.reaped.join(', ')}], live [${swept.live.join(', ')}], skipped ${swept.skipped.length} ==`);
+}
+
+/** What every stage works with: the app, the host tools, the recipe, its contract and the run's settings. */
+function stageContext(
+  config: RunConfig,
+  run: { domain: string; runId: string; dir: string; tools: HostTools; state: RunStateFiles; recipe: FetchedRecipe; signal: AbortSignal },
+): StageContext {
+  const { domain, tools, state, recipe, signal } = run;
+  const stack = stackName(domain);
+  const { health, env } = recipe.contract;
+  return {
+    ...tools,
+    ...{ recipe: config.recipe, domain, stack, runId: run.runId, tree: recipe.tree, head: recipe.head, tests: recipe.tests },
+    scriptEnv: contractEnv(config, env, { domain, stack, tree: recipe.tree, state, artifacts: join(run.dir, 'artifacts') }),
+    envKeys: env,
+    health: { path: health.path, status: health.status, timeoutMs: health.timeoutSeconds * 1000 },
+    ...{ testTimeoutMs: config.testTimeoutMs, ingress: config.ingress, convergeTimeoutMs: config.convergeTimeoutMs },
+    state,
+    signal,
+    checks: { health: [], hooks: [], tests: [] },
+  };
+}
+
+/**
+ * The run's one deploy, under the app lock. Between `abra app new` and the deploy: ccci.yml's env
+ * keys, then install_steps.sh (recorded in install's `checks`). The deploy count goes to results.
+ */
+async function deployOnce(config: RunConfig, ctx: StageContext, results: RunResults, checks: StageChecks): Promise<void> {
+  const beforeDeploy = async (): Promise<void> => {
+    setEnvKeys(ctx.abra.envPath(ctx.domain), ctx.envKeys);
+    await hook({ ...ctx, checks }, 'installSteps');
+  };
+  try {
+    await deployApp({ ...ctx, recipe: config.recipe, beforeDeploy });
+  } finally {
+    results.deploys = deployCount(ctx.state);
+  }
+}
 /**
  * The whole environment a recipe's hooks and tests get: the contract's variables, PATH, HOME and
  * LANG, and nothing else of the runner's (docs/recipes.md#environment, docs/threat-model.md).
