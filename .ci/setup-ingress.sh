@@ -118,6 +118,30 @@ else
 fi
 
 # --- 3. the proxy network --------------------------------------------------------------------------
+# A /16: every app of every test run takes addresses on it, and the swarm's allocator on this
+# daemon (20.10) does not always give a killed task's address back. A /24 ran out after a few
+# suites on one machine ("could not find an available IP", tasks stuck in New).
+SUBNET="10.231.0.0/16"
+subnet=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$NETWORK" 2>/dev/null || true)
+if [ -n "$subnet" ] && [ "$subnet" != "$SUBNET" ]; then
+  users=$(docker service ls --format '{{.Name}}' | while read -r name; do
+    docker service inspect --format '{{range .Spec.TaskTemplate.Networks}}{{.Target}} {{end}}' "$name" |
+      grep -qw "$(docker network inspect --format '{{.Id}}' "$NETWORK")" && [ "$name" != "$SERVICE" ] && echo "$name"
+  done || true)
+  if [ -z "$users" ]; then
+    log "network $NETWORK has subnet $subnet, not $SUBNET: recreating it (and the ingress on it)"
+    docker service rm "$SERVICE" >/dev/null 2>&1 || true
+    # The ingress's task must stop before its network can go, and the removal itself lags.
+    for _ in $(seq 120); do
+      docker network inspect "$NETWORK" >/dev/null 2>&1 || break
+      docker network rm "$NETWORK" >/dev/null 2>&1 || true
+      sleep 1
+    done
+    docker network inspect "$NETWORK" >/dev/null 2>&1 && die "network $NETWORK could not be removed to recreate it"
+  else
+    log "network $NETWORK has subnet $subnet, not $SUBNET, but services use it ($users): leaving it"
+  fi
+fi
 if network=$(docker network inspect --format '{{.Driver}} {{.Scope}} {{.Attachable}}' "$NETWORK" 2>/dev/null); then
   case "$network" in
     "overlay swarm true") log "network $NETWORK already present" ;;
@@ -126,7 +150,7 @@ if network=$(docker network inspect --format '{{.Driver}} {{.Scope}} {{.Attachab
   esac
 else
   log "creating the attachable overlay network $NETWORK"
-  docker network create --driver overlay --attachable "$NETWORK" >/dev/null
+  docker network create --driver overlay --attachable --subnet "$SUBNET" "$NETWORK" >/dev/null
 fi
 
 # --- 4. the ingress service ------------------------------------------------------------------------
