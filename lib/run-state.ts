@@ -72,10 +72,14 @@ export function runStateEnv(files: RunStateFiles): Record<string, string> {
   return env;
 }
 
-// Whole-file replacement by rename, so a kill mid-write never leaves a truncated file behind.
-function replaceFile(path: string, text: string): void {
-  const temp = `${path}.tmp`;
-  writeFileSync(temp, text);
+/**
+ * Writes `path` whole or not at all: a temp file beside it (created exclusively, in a dir only the
+ * runner's user can write to), then a rename, so a kill mid-write never leaves a truncated file.
+ */
+export function writeFileAtomically(path: string, text: string): void {
+  const temp = `${path}.${process.pid}.tmp`;
+  rmSync(temp, { force: true });
+  writeFileSync(temp, text, { flag: 'wx', mode: 0o644 });
   renameSync(temp, path);
 }
 
@@ -87,7 +91,7 @@ export function deployCount(files: RunStateFiles): number {
 /** Adds one to the run's deploy count; returns the new count. */
 export function recordDeploy(files: RunStateFiles): number {
   const count = deployCount(files) + 1;
-  replaceFile(files.deployCount, String(count));
+  writeFileAtomically(files.deployCount, String(count));
   return count;
 }
 
@@ -96,7 +100,7 @@ export function readOpState(files: RunStateFiles): Record<string, unknown> {
 }
 
 export function writeOpState(files: RunStateFiles, patch: Record<string, unknown>): void {
-  replaceFile(files.opState, JSON.stringify({ ...readOpState(files), ...patch }));
+  writeFileAtomically(files.opState, JSON.stringify({ ...readOpState(files), ...patch }));
 }
 
 /** Removes the run's state files (a normal end). */

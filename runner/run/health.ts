@@ -7,7 +7,7 @@ import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { CcciError, InputError } from '../../lib/errors.js';
+import { InputError } from '../../lib/errors.js';
 import type { Log } from '../host/log.js';
 import type { Check } from './results.js';
 
@@ -17,6 +17,8 @@ export interface IngressConfig {
   enabled: boolean;
   host: string;
   port: number;
+  /** `host:port` as CCCI_INGRESS gave it (what hooks and tests get, and what the log names). */
+  address: string;
   /** The CA file named by CCCI_INGRESS_CA, or null. */
   caFile: string | null;
   /** The system CAs, plus CCCI_INGRESS_CA's certificates when set. */
@@ -47,7 +49,7 @@ export function parseIngress(env: NodeJS.ProcessEnv = process.env): IngressConfi
       throw new InputError(`CCCI_INGRESS_CA=${caFile} holds no PEM certificate`, { path: caFile });
     ca.push(pem);
   }
-  return { enabled: health === 'on', host: match[1]!.replace(/^\[|\]$/g, ''), port, caFile, ca };
+  return { enabled: health === 'on', host: match[1]!.replace(/^\[|\]$/g, ''), port, address: text, caFile, ca };
 }
 
 export interface HealthSpec {
@@ -94,8 +96,8 @@ function accepted(spec: HealthSpec, status: number): boolean {
 
 /**
  * Waits until `https://<domain><path>` answers an accepted status through the ingress. Resolves
- * with the check's record (pass, or skip when CCCI_HEALTH=off); throws a CcciError naming the URL,
- * the last status or connection error and how long it tried; an abort rejects with its reason.
+ * with the check's record: pass; skip when CCCI_HEALTH=off; fail, its reason naming the URL, the
+ * last status or connection error and how long it tried. An abort rejects with its reason.
  */
 export async function checkHealth(options: {
   ingress: IngressConfig;
@@ -111,10 +113,9 @@ export async function checkHealth(options: {
     log(`== health: ${url} not checked (CCCI_HEALTH=off) ==`);
     return { name, verdict: 'skip', reason: 'CCCI_HEALTH=off', durationMs: 0 };
   }
-  const via = `${ingress.host}:${ingress.port}`;
-  log(
-    `== health: waiting for ${url} to answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} (up to ${Math.round(spec.timeoutMs / 1000)} s) ==`,
-  );
+  const via = ingress.address;
+  const wanted = spec.status ? spec.status.join(' or ') : '200-399';
+  log(`== health: waiting for ${url} to answer ${wanted} through ${via} (up to ${Math.round(spec.timeoutMs / 1000)} s) ==`);
   const started = Date.now();
   let last = 'no attempt made';
   for (let tries = 1; ; tries++) {
@@ -133,10 +134,8 @@ export async function checkHealth(options: {
     }
     const waited = Date.now() - started;
     if (waited + RETRY_MS > spec.timeoutMs) {
-      throw new CcciError(
-        'ERR_CCCI_HEALTH',
-        `${url} did not answer ${spec.status ? spec.status.join(' or ') : '200-399'} through ${via} within ${Math.round(waited / 1000)} s (${tries} tries); last: ${last}`,
-      );
+      const reason = `${url} did not answer ${wanted} through ${via} within ${Math.round(waited / 1000)} s (${tries} tries); last: ${last}`;
+      return { name, verdict: 'fail', reason, durationMs: waited };
     }
     await sleep(RETRY_MS, undefined, { signal });
   }

@@ -10,7 +10,6 @@ import type { Log } from '../host/log.js';
 import type { Check } from './results.js';
 
 export const HOOKS = { installSteps: 'install_steps.sh', setupCustomTests: 'setup_custom_tests.sh' } as const;
-export type HookName = keyof typeof HOOKS;
 
 /** The exit code that says "skipped" (automake's convention); the last stderr line says why. */
 export const SKIP_EXIT = 77;

@@ -1,9 +1,9 @@
 // What a run reports: results.json (written atomically at the very end, whichever way the run
 // ends) and the one-screen summary. Its fields are listed in docs/operations.md.
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type RunAbortedError, RunFailedError } from '../../lib/errors.js';
+import { writeFileAtomically } from '../../lib/run-state.js';
 import type { Log } from '../host/log.js';
 import type { RunConfig } from './config.js';
 import { junitXml } from './junit.js';
@@ -90,23 +90,13 @@ export function finishResults(results: RunResults, ending: RunAbortedError, dir:
   results.finishedAt = new Date().toISOString();
   results.durationMs = Date.now() - Date.parse(results.startedAt);
   writeResults(join(dir, 'results.json'), results);
-  writeAtomically(join(dir, 'junit.xml'), junitXml(results));
+  writeFileAtomically(join(dir, 'junit.xml'), junitXml(results));
   summary(results).forEach(log);
 }
 
-/**
- * Writes `path` whole or not at all: a temp file in the same (private) dir, then a rename, so a
- * kill during the write never leaves a truncated results.json.
- */
+/** results.json, written whole or not at all. */
 export function writeResults(path: string, results: RunResults): void {
-  writeAtomically(path, `${JSON.stringify(results, null, 2)}\n`);
-}
-
-function writeAtomically(path: string, text: string): void {
-  const temp = `${path}.${process.pid}.tmp`;
-  rmSync(temp, { force: true });
-  writeFileSync(temp, text, { flag: 'wx', mode: 0o644 });
-  renameSync(temp, path);
+  writeFileAtomically(path, `${JSON.stringify(results, null, 2)}\n`);
 }
 
 export function summary(results: RunResults): string[] {

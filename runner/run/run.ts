@@ -172,7 +172,7 @@ function contractEnv(
     STACK_NAME: run.stack,
     RECIPE: config.recipe,
     CCCI_APP_URL: `https://${run.domain}`,
-    CCCI_INGRESS: `${config.ingress.host.includes(':') ? `[${config.ingress.host}]` : config.ingress.host}:${config.ingress.port}`,
+    CCCI_INGRESS: config.ingress.address,
     ...(config.ingress.caFile ? { CCCI_INGRESS_CA: config.ingress.caFile } : {}),
     CCCI_RECIPE_DIR: run.tree,
     ABRA_DIR: process.env.ABRA_DIR!,

@@ -73,22 +73,9 @@ async function settle(ctx: StageContext): Promise<void> {
 
 /** The HTTP health check through the ingress, recorded in the stage; a failure throws. */
 export async function health(ctx: Pick<StageContext, 'ingress' | 'domain' | 'health' | 'signal' | 'log' | 'checks'>): Promise<void> {
-  const started = Date.now();
-  try {
-    ctx.checks.health.push(
-      await checkHealth({ ingress: ctx.ingress, domain: ctx.domain, spec: ctx.health, signal: ctx.signal, log: ctx.log }),
-    );
-  } catch (error) {
-    if (!ctx.signal.aborted) {
-      ctx.checks.health.push({
-        name: `health https://${ctx.domain}${ctx.health.path}`,
-        verdict: 'fail',
-        reason: (error as Error).message,
-        durationMs: Date.now() - started,
-      });
-    }
-    throw error;
-  }
+  const check = await checkHealth({ ingress: ctx.ingress, domain: ctx.domain, spec: ctx.health, signal: ctx.signal, log: ctx.log });
+  ctx.checks.health.push(check);
+  if (check.verdict === 'fail') throw new CcciError('ERR_CCCI_HEALTH', check.reason!);
 }
 
 /** One hook or test of the tests dir `dir`, with the contract's environment and timeout. */
