@@ -58,6 +58,7 @@ export {
 } from './lockfiles.js';
 export {
   appDomain,
+  depDomain,
   assertDomain,
   assertRecipe,
   baseDomain,
@@ -71,6 +72,7 @@ export {
 export {
   createRunState,
   deployCount,
+  readDepsSkipReport,
   readOpState,
   recordDeploy,
   removeRunState,

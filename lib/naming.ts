@@ -77,6 +77,20 @@ export function appDomain(recipe: string, pr: string | number, ref: string): str
   return domain;
 }
 
+/**
+ * The domain of the dependency `dep` of the run app `app`: `<first 4 of dep's a-z0-9>-<sha1("app|dep")[:6]>.<base>`.
+ * A run-app name, so the janitor reaps a dead run's dependencies like its app; derived from the
+ * app's domain, so two runs of one recipe never share one (docs/recipes.md#dependencies).
+ */
+export function depDomain(app: string, dep: string): string {
+  assertDomain(app, 'app domain');
+  assertRecipe(dep, 'dependency recipe');
+  const digest = process.getBuiltinModule('node:crypto').createHash('sha1').update(`${app}|${dep}`).digest('hex');
+  const domain = `${dep.replace(/[^a-z0-9]/g, '').slice(0, 4)}-${digest.slice(0, 6)}.${baseDomain()}`;
+  assertDomain(domain, 'dependency domain (CCCI_BASE_DOMAIN too long?)');
+  return domain;
+}
+
 /** The swarm stack abra deploys a domain as: dots become underscores, trimmed to 45 characters as abra does. */
 export function stackName(domain: string): string {
   assertDomain(domain);

@@ -6,7 +6,7 @@
 // docs/threat-model.md#the-runs-dir). Keyed by run and pid, never by app domain: a second run of
 // the same domain runs its preamble before it blocks on the app lock, so domain-keyed files would
 // be reset under the live first run. Paths are passed explicitly, never read back from process.env.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { ensureRunDir } from './abra-dir.js';
@@ -101,6 +101,33 @@ export function readOpState(files: RunStateFiles): Record<string, unknown> {
 
 export function writeOpState(files: RunStateFiles, patch: Record<string, unknown>): void {
   writeFileAtomically(files.opState, JSON.stringify({ ...readOpState(files), ...patch }));
+}
+
+/** At most this much of the skip report is read: recipe code writes it, the runner only counts it. */
+const SKIP_REPORT_MAX_BYTES = 64 * 1024;
+
+/**
+ * The lines tests appended to the skip report (CCCI_DEPS_SKIP_REPORT), one per test that skipped
+ * for a dependency that is not ready; blank lines are not counted (docs/recipes.md#dependencies).
+ */
+export function readDepsSkipReport(files: RunStateFiles): string[] {
+  let text: string;
+  try {
+    const fd = openSync(files.depsSkip, 'r');
+    try {
+      const buffer = Buffer.alloc(SKIP_REPORT_MAX_BYTES);
+      text = buffer.toString('utf8', 0, readSync(fd, buffer, 0, buffer.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
 }
 
 /** Removes the run's state files (a normal end). */

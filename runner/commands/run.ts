@@ -31,6 +31,7 @@ Environment:
   CCCI_HEALTH                    on (default) or off: the HTTP health check through the ingress
   CCCI_TESTS_DIR                 the operator's tests, in <dir>/<recipe>/ (default /etc/cc-ci/tests)
   CCCI_TEST_TIMEOUT_SECONDS      how long one hook or test may run (default 900)
+  CCCI_MAX_DEPS                  how many dependencies a ccci.yml may declare (default 5)
   The lock dir, runs dir, base domain and run id: docs/concurrency.md#configuration-knobs.
 
 Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,

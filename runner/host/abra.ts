@@ -24,6 +24,8 @@ export interface Abra {
    */
   appNew(recipe: string, domain: string, options?: { version?: string; secrets?: boolean; chaos?: boolean }): Promise<void>;
   appDeploy(domain: string, options?: { version?: string; chaos?: boolean; force?: boolean }): Promise<void>;
+  /** Generates every secret the app's recipe declares (`abra app secret generate <domain> --all`). */
+  secretGenerate(domain: string): Promise<void>;
   appUndeploy(domain: string): Promise<void>;
   appRemove(domain: string): Promise<void>;
   backupCreate(domain: string): Promise<void>;
@@ -82,6 +84,7 @@ export function abraClient(context: AbraContext): Abra {
         ],
         15 * MINUTE,
       ),
+    secretGenerate: (domain) => abra(['app', 'secret', 'generate', domain, '--all', '--no-input'], 5 * MINUTE),
     appUndeploy: (domain) => abra(['app', 'undeploy', domain, '--no-input'], 10 * MINUTE),
     appRemove: (domain) => abra(['app', 'remove', domain, '--no-input', '--force'], 10 * MINUTE),
     backupCreate: (domain) => abra(['app', 'backup', 'create', domain, '--no-input'], 30 * MINUTE),

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { InputError } from '../../lib/errors.js';
 import { absoluteDir, assertRecipe } from '../../lib/naming.js';
 import { abraServer } from '../host/abra.js';
+import { DEFAULT_MAX_DEPS } from './contract.js';
 import { parseIngress, type IngressConfig } from './health.js';
 import { DEFAULT_TESTS_DIR } from './recipe-tests.js';
 import { STAGES, type StageName } from './stages.js';
@@ -27,6 +28,8 @@ export interface RunConfig {
   /** The operator's tests for this recipe: `$CCCI_TESTS_DIR/<recipe>`. */
   operatorTests: string;
   testTimeoutMs: number;
+  /** CCCI_MAX_DEPS: how many dependencies a ccci.yml may declare. */
+  maxDeps: number;
 }
 
 function parseStages(text: string, what: string): StageName[] {
@@ -61,6 +64,13 @@ function parseGitBase(text: string): string {
 
 function positiveInt(name: string, text: string): number {
   if (!/^[1-9][0-9]{0,6}$/.test(text)) throw new InputError(`${name} must be a whole number of seconds, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** `CCCI_MAX_DEPS`: 0 (no dependencies allowed) to 50. */
+function maxDeps(text: string): number {
+  if (!/^[0-9]{1,2}$/.test(text) || Number(text) > 50)
+    throw new InputError(`CCCI_MAX_DEPS must be a whole number from 0 to 50, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
@@ -115,5 +125,6 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     ingress: parseIngress(env),
     operatorTests: join(absoluteDir('CCCI_TESTS_DIR', env.CCCI_TESTS_DIR || DEFAULT_TESTS_DIR), recipe),
     testTimeoutMs: positiveInt('CCCI_TEST_TIMEOUT_SECONDS', env.CCCI_TEST_TIMEOUT_SECONDS ?? '900') * 1000,
+    maxDeps: maxDeps(env.CCCI_MAX_DEPS ?? String(DEFAULT_MAX_DEPS)),
   };
 }

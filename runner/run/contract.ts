@@ -67,15 +67,25 @@ function keyPath(path: string, key: string): string {
   return path ? `${path}.${shown}` : shown;
 }
 
+/** What a `ccci.yml` is checked against besides its own shape: the recipe it belongs to and CCCI_MAX_DEPS. */
+export interface ContractLimits {
+  /** The recipe under test: it cannot depend on itself. */
+  recipe?: string;
+  /** At most this many `deps` (CCCI_MAX_DEPS, default 5). */
+  maxDeps?: number;
+}
+
+export const DEFAULT_MAX_DEPS = 5;
+
 /**
  * `ccci.yml`'s text, checked whole. Every key is optional (null counts as absent); an empty file
  * or `{}` gives all the defaults. A syntax error, a second document, an unknown key, a wrong type
  * or a bad value is an InputError of one line naming `file`, the key path and why.
  */
-export function parseCcciYml(text: string, file: string): CcciContract {
+export function parseCcciYml(text: string, file: string, limits: ContractLimits = {}): CcciContract {
   const reader = new Reader(file);
   const top = reader.map(loadYaml(text, file), '', ['health', 'env', 'deps']);
-  return { health: health(reader, top.health), env: env(reader, top.env), deps: deps(reader, top.deps) };
+  return { health: health(reader, top.health), env: env(reader, top.env), deps: deps(reader, top.deps, limits) };
 }
 
 function health(reader: Reader, value: unknown): HealthContract {
@@ -129,11 +139,19 @@ function env(reader: Reader, value: unknown): Record<string, string> {
   );
 }
 
-function deps(reader: Reader, value: unknown): DepContract[] {
+function deps(reader: Reader, value: unknown, limits: ContractLimits): DepContract[] {
   if (value === null || value === undefined) return [];
   if (!Array.isArray(value)) reader.fail('deps', `must be a list of { recipe, version? }, got ${show(value)}`);
   const seen = new Set<string>();
+  const max = limits.maxDeps ?? DEFAULT_MAX_DEPS;
   return value.map((item, i) => {
+    if (i >= max) {
+      const named = (item as Obj | null)?.recipe;
+      reader.fail(
+        `deps[${i}]`,
+        `${typeof named === 'string' ? `(recipe ${show(named)}) ` : ''}is one more than CCCI_MAX_DEPS allows (${max})`,
+      );
+    }
     if (item === null || item === undefined) reader.fail(`deps[${i}]`, `must be a mapping with a recipe, got ${show(item)}`);
     const obj = reader.map(item, `deps[${i}]`, ['recipe', 'version']);
     const { recipe, version } = obj;
@@ -141,6 +159,8 @@ function deps(reader: Reader, value: unknown): DepContract[] {
       reader.fail(`deps[${i}].recipe`, `must be a recipe name, 1-100 characters of a-z, 0-9, '-' and '_', got ${show(recipe)}`);
     }
     if (seen.has(recipe)) reader.fail(`deps[${i}].recipe`, `${show(recipe)} is listed twice`);
+    if (recipe === limits.recipe)
+      reader.fail(`deps[${i}].recipe`, `${show(recipe)} is the recipe under test: a recipe cannot depend on itself`);
     seen.add(recipe);
     if (version === null || version === undefined) return { recipe };
     if (typeof version !== 'string' || !/^[^\s\p{Cc}]{1,255}$/u.test(version)) {
@@ -275,8 +295,8 @@ export function setEnvKeys(envFile: string, keys: Record<string, string>): void 
 }
 
 /** The contract of the run's tests dir: its ccci.yml, or every default when there is none. */
-export function readContract(testsDir: string | null): CcciContract {
+export function readContract(testsDir: string | null, limits: ContractLimits = {}): CcciContract {
   const file = testsDir === null ? null : join(testsDir, 'ccci.yml');
   if (file === null || !existsSync(file)) return { health: { ...DEFAULT_HEALTH }, env: {}, deps: [] };
-  return parseCcciYml(readFileSync(file, 'utf8'), file);
+  return parseCcciYml(readFileSync(file, 'utf8'), file, limits);
 }

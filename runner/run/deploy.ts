@@ -21,22 +21,28 @@ export interface DeployOptions extends TeardownTools {
   convergeTimeoutMs: number;
 }
 
+/**
+ * Takes `domain`'s app lock BEFORE the app exists (a concurrent janitor must never see the app
+ * without its held lock), then removes whatever of `domain` is there: holding the lock, that can
+ * only be what a run that died while we waited left, and no janitor can reap it any more.
+ * `what` names the app in the log (`app`, `dependency keycloak`).
+ */
+export async function takeApp(domain: string, tools: TeardownTools & { signal?: AbortSignal }, what = 'app'): Promise<void> {
+  await acquireAppLock(domain, { signal: tools.signal, log: tools.log });
+  tools.log(`== ${what} lock held: ${domain} ==`);
+  const left = await residual(domain, tools);
+  if (!isEmpty(left)) {
+    tools.log(`== ${domain}: leftovers of a run that died while we waited (${JSON.stringify(left)}) — removing ==`);
+    await teardownApp(domain, tools, true);
+  }
+}
+
 export async function deployApp(options: DeployOptions): Promise<void> {
   const { recipe, domain, abra, docker, log } = options;
   const made = deployCount(options.state);
   if (made > 0) throw new CcciError('ERR_CCCI_DEPLOY_COUNT', `deploy #${made + 1} in one run: a run deploys exactly once`);
 
-  // Before the app exists: a concurrent janitor must never see this app without its held lock.
-  await acquireAppLock(domain, { signal: options.signal, log });
-  log(`== app lock held: ${domain} ==`);
-
-  // Holding the lock, anything of this domain is certainly an orphan: a run that died while we
-  // waited. No janitor can reap it any more (we hold the lock), so it is ours to remove.
-  const left = await residual(domain, options);
-  if (!isEmpty(left)) {
-    log(`== ${domain}: leftovers of a run that died while we waited (${JSON.stringify(left)}) — removing ==`);
-    await teardownApp(domain, options, true);
-  }
+  await takeApp(domain, options);
 
   await abra.appNew(recipe, domain, { secrets: declaresSecrets(options.tree), chaos: true });
   await options.beforeDeploy?.();

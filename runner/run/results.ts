@@ -7,6 +7,7 @@ import { writeFileAtomically } from '../../lib/run-state.js';
 import type { Log } from '../host/log.js';
 import type { RunConfig } from './config.js';
 import { junitXml } from './junit.js';
+import type { DepResult } from './deps.js';
 import type { StageName } from './stages.js';
 
 export type Verdict = 'pass' | 'fail' | 'skip';
@@ -50,6 +51,8 @@ export interface RunResults {
   deploys: number;
   /** `clean` (nothing left), `residual` (something left: see the log), `skipped` (never deployed). */
   teardown: 'clean' | 'residual' | 'skipped';
+  /** ccci.yml's dependencies, as far as the custom stage deployed them (docs/recipes.md#dependencies). */
+  deps: DepResult[];
   exitCode: number;
   /** Why the run ended the way it did, when not simply green. */
   exitReason?: string;
@@ -70,6 +73,7 @@ export function startResults(config: RunConfig, domain: string, runId: string, l
     stages: [],
     deploys: 0,
     teardown: 'skipped',
+    deps: [],
     exitCode: 1,
     logPath,
   };
@@ -80,6 +84,8 @@ export function runFailure(results: RunResults): RunFailedError | null {
   const failed = results.stages.filter((stage) => stage.verdict === 'fail').map((stage) => stage.name);
   if (failed.length > 0) return new RunFailedError(`stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
   if (results.teardown === 'residual') return new RunFailedError('teardown left something behind');
+  const residual = results.deps.filter((dep) => dep.teardown === 'residual').map((dep) => dep.domain);
+  if (residual.length > 0) return new RunFailedError(`teardown left something of the dependencies ${residual.join(', ')} behind`);
   return null;
 }
 
@@ -114,6 +120,13 @@ export function summary(results: RunResults): string[] {
     for (const check of [...stage.health, ...stage.hooks, ...stage.tests]) {
       if (check.verdict !== 'pass') lines.push(`          ${mark[check.verdict]}  ${check.name}${check.reason ? `: ${check.reason}` : ''}`);
     }
+  }
+  for (const dep of results.deps) {
+    const seconds = (dep.deployMs / 1000).toFixed(1).padStart(6);
+    const state = dep.ready ? 'ready' : `NOT READY: ${dep.error ?? 'not deployed'}`;
+    lines.push(
+      `  dep   ${dep.recipe} ${dep.version ?? '(unversioned)'} at ${dep.domain} ${seconds} s  ${state}; teardown: ${dep.teardown}`,
+    );
   }
   lines.push(`  teardown: ${results.teardown}; deploys: ${results.deploys}; ${(results.durationMs / 1000).toFixed(1)} s in all`);
   lines.push(`  log: ${results.logPath}`);

@@ -16,6 +16,7 @@ import { hostTools, type HostTools } from '../host/tools.js';
 import type { RunConfig } from './config.js';
 import { type CcciContract, readContract, setEnvKeys } from './contract.js';
 import { deployApp } from './deploy.js';
+import { deployDeps } from './deps.js';
 import { fetchRecipe, headCommit } from './recipe.js';
 import { assembleTests } from './recipe-tests.js';
 import { finishResults, type RunResults, runFailure, type StageChecks, startResults } from './results.js';
@@ -34,10 +35,14 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   const results = startResults(config, domain, runId(), join(dir, 'run.log'));
   // Registered first, so it runs last: whatever way the run ends, results.json says how.
   lifetime.onTeardown(() => finishResults(results, lifetime.signal.reason as RunAbortedError, dir, log));
+  // The app first, then its dependencies in reverse declaration order.
   const teardown = ownTeardown(
-    domain,
+    () => [domain, ...results.deps.map((dep) => dep.domain).reverse()],
     (signal) => hostTools({ server: config.server, log, signal }),
-    (outcome) => (results.teardown = outcome),
+    (torn, outcome) => {
+      if (torn === domain) results.teardown = outcome;
+      else for (const dep of results.deps) if (dep.domain === torn) dep.teardown = outcome;
+    },
   );
   lifetime.onTeardown(async (signal) => void (await teardown(signal)));
 
@@ -61,7 +66,7 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     const state = perRunDirs(dir, lifetime, log);
     const recipe = await fetchWithContract(config, { dir, tools, signal });
     await sweep(log, signal);
-    const ctx = stageContext(config, { domain, runId: results.runId, dir, tools, state, recipe, signal });
+    const ctx = stageContext(config, { domain, runId: results.runId, dir, tools, state, recipe, signal, results });
     await runStages(ctx, config.stages, results, (checks) => deployOnce(config, ctx, results, checks));
     await teardown();
     const failure = runFailure(results);
@@ -102,10 +107,10 @@ async function fetchWithContract(config: RunConfig, run: { dir: string; tools: H
   const tree = await fetchRecipe(fetchOptions);
   const head = await headCommit(tree);
   const tests = assembleTests({ tree, operatorDir: config.operatorTests, runDir: run.dir, log });
-  const contract = readContract(tests);
+  const contract = readContract(tests, { recipe: config.recipe, maxDeps: config.maxDeps });
   if (contract.deps.length > 0) {
-    const names = contract.deps.map((dep) => dep.recipe).join(', ');
-    log(`== ccci.yml declares dependencies (${names}): this cc-ci does not deploy them yet; tests that need them should skip (exit 77) ==`);
+    const names = contract.deps.map((dep) => dep.recipe + (dep.version ? ` ${dep.version}` : '')).join(', ');
+    log(`== ccci.yml declares dependencies (${names}): deployed when the custom stage begins ==`);
   }
   return { tree, head, tests, contract };
 }
@@ -119,9 +124,19 @@ async function sweep(log: Log, signal: AbortSignal): Promise<void> {
 /** What every stage works with: the app, the host tools, the recipe, its contract and the run's settings. */
 function stageContext(
   config: RunConfig,
-  run: { domain: string; runId: string; dir: string; tools: HostTools; state: RunStateFiles; recipe: FetchedRecipe; signal: AbortSignal },
+  run: {
+    domain: string;
+    runId: string;
+    dir: string;
+    tools: HostTools;
+    state: RunStateFiles;
+    recipe: FetchedRecipe;
+    signal: AbortSignal;
+    results: RunResults;
+  },
 ): StageContext {
   const { domain, tools, state, recipe, signal } = run;
+  const { ingress, convergeTimeoutMs, gitBase } = config;
   const stack = stackName(domain);
   const { health, env } = recipe.contract;
   return {
@@ -130,10 +145,16 @@ function stageContext(
     scriptEnv: contractEnv(config, env, { domain, stack, tree: recipe.tree, state, artifacts: join(run.dir, 'artifacts') }),
     envKeys: env,
     health: { path: health.path, status: health.status, timeoutMs: health.timeoutSeconds * 1000 },
-    ...{ testTimeoutMs: config.testTimeoutMs, ingress: config.ingress, convergeTimeoutMs: config.convergeTimeoutMs },
+    ...{ testTimeoutMs: config.testTimeoutMs, ingress, convergeTimeoutMs },
     state,
     signal,
     checks: { health: [], hooks: [], tests: [] },
+    // Recorded in results.json as they go: teardown reads the same list.
+    dependencies: (health) =>
+      deployDeps(
+        { ...tools, domain, declared: recipe.contract.deps, gitBase, ingress, convergeTimeoutMs, state, signal, health },
+        run.results.deps,
+      ),
   };
 }
 

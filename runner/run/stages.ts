@@ -5,10 +5,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { CcciError, EXIT, exitCodeFor } from '../../lib/errors.js';
-import { readOpState, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
+import { readDepsSkipReport, readOpState, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
 import type { HostTools } from '../host/tools.js';
 import { checkHealth, type HealthSpec, type IngressConfig } from './health.js';
 import { setEnvKeys } from './contract.js';
+import { type DepResult, depsVerdict } from './deps.js';
 import { backupCapable, checkout, previousVersion, treeChanges } from './recipe.js';
 import { HOOKS, runScript, testFiles } from './recipe-tests.js';
 import type { Check, RunResults, StageChecks } from './results.js';
@@ -39,6 +40,8 @@ export interface StageContext extends HostTools {
   convergeTimeoutMs: number;
   /** Where the current stage's health checks, hooks and tests are recorded. */
   checks: StageChecks;
+  /** Deploys ccci.yml's dependencies (once, as the custom stage begins), their health checks recorded in `health`. */
+  dependencies: (health: Check[]) => Promise<readonly DepResult[]>;
 }
 
 export interface StageOutcome {
@@ -160,6 +163,7 @@ async function custom(ctx: StageContext): Promise<StageOutcome> {
   if (ctx.tests === null || (tests.length === 0 && !existsSync(join(ctx.tests, HOOKS.setupCustomTests)))) {
     return { verdict: 'skip', reason: 'no tests: neither the recipe nor the operator dir has a test_* or *.sh test' };
   }
+  const deps = await ctx.dependencies(ctx.checks.health);
   await hook(ctx, 'setupCustomTests');
   const results: Check[] = [];
   for (const name of tests) {
@@ -169,13 +173,18 @@ async function custom(ctx: StageContext): Promise<StageOutcome> {
     results.push(check);
     ctx.checks.tests.push(check);
   }
+  // Read before the verdict: a test that skipped for a missing dependency makes the stage red.
+  const depsFailure = depsVerdict(deps, readDepsSkipReport(ctx.state));
   const failed = results.filter((check) => check.verdict === 'fail');
   if (failed.length > 0) {
     throw new CcciError(
       'ERR_CCCI_TESTS',
-      `${failed.length} of ${results.length} tests failed: ${failed.map((check) => `${check.name} (${check.reason})`).join('; ')}`,
+      `${failed.length} of ${results.length} tests failed: ${failed.map((check) => `${check.name} (${check.reason})`).join('; ')}${
+        depsFailure ? `; ${depsFailure}` : ''
+      }`,
     );
   }
+  if (depsFailure) throw new CcciError('ERR_CCCI_DEPS', depsFailure);
   if (results.length > 0 && results.every((check) => check.verdict === 'skip'))
     return { verdict: 'skip', reason: `all ${results.length} tests skipped` };
   return { verdict: 'pass' };

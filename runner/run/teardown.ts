@@ -56,31 +56,39 @@ export async function teardownApp(domain: string, tools: TeardownTools, verify =
 }
 
 /**
- * The run's teardown of its own app: once, and only if this process holds the app's lock (a run
- * cancelled while it waited for the lock must never touch the app of the run it was waiting for).
- * A second call (the funnel's, when a signal lands during the run's own teardown) waits for the
- * one in flight: exiting under it would leave the app half-removed. Resolves with whether nothing
- * was left; `onEnd` hears `clean` or `residual`.
+ * The run's teardown of what it owns: its app, then its dependencies in reverse declaration order
+ * (`domains()` gives that order when teardown begins). Each is torn down and verified only if this
+ * process holds its lock (a run cancelled while it waited for a lock must never touch the app of
+ * the run it was waiting for), and a residue of one does not stop the next. Runs once: a second
+ * call (the funnel's, when a signal lands during the run's own teardown) waits for the one in
+ * flight, since exiting under it would leave an app half-removed. Resolves with whether nothing
+ * was left; `onEnd` hears each domain's `clean` or `residual`.
  */
 export function ownTeardown(
-  domain: string,
+  domains: () => readonly string[],
   tools: (signal?: AbortSignal) => TeardownTools,
-  onEnd: (outcome: 'clean' | 'residual') => void,
+  onEnd: (domain: string, outcome: 'clean' | 'residual') => void,
 ): (signal?: AbortSignal) => Promise<boolean> {
   let tearingDown: Promise<boolean> | undefined;
+  const teardownOne = async (domain: string, own: TeardownTools): Promise<boolean> => {
+    try {
+      await teardownApp(domain, own, true);
+      onEnd(domain, 'clean');
+      return true;
+    } catch (error) {
+      onEnd(domain, 'residual');
+      own.log(`!! ${error instanceof TeardownError ? error.message : `teardown of ${domain} failed: ${(error as Error).message}`}`);
+      return false;
+    }
+  };
   return (signal) => {
-    if (!heldAppLocks().some((lock) => lock.domain === domain)) return Promise.resolve(true);
     tearingDown ??= (async () => {
       const own = tools(signal);
-      try {
-        await teardownApp(domain, own, true);
-        onEnd('clean');
-        return true;
-      } catch (error) {
-        onEnd('residual');
-        own.log(`!! ${error instanceof TeardownError ? error.message : `teardown of ${domain} failed: ${(error as Error).message}`}`);
-        return false;
+      let clean = true;
+      for (const domain of domains()) {
+        if (heldAppLocks().some((lock) => lock.domain === domain)) clean = (await teardownOne(domain, own)) && clean;
       }
+      return clean;
     })();
     return tearingDown;
   };

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { lockPath } from '../../lib/lockfiles.js';
 import { InputError } from '../../lib/errors.js';
-import { appDomain, assertDomain, assertRecipe, domainFromServiceName, isRunApp, stackName } from '../../lib/naming.js';
+import { appDomain, assertDomain, depDomain, assertRecipe, domainFromServiceName, isRunApp, stackName } from '../../lib/naming.js';
 
 afterEach(() => {
   delete process.env.CCCI_BASE_DOMAIN;
@@ -21,6 +21,18 @@ describe('run-app names', () => {
     // sha1("a-b-c|7|main")[:6] = 181299; the Python runner would have made "a-b--181299…".
     expect(appDomain('a-b-c', 7, 'main')).toBe('ab-181299.ci.commoninternet.net');
     expect(isRunApp(appDomain('a_bc', 1, 'x'))).toBe(true);
+  });
+
+  it('names a dependency <first 4 of a-z0-9 of dep>-<sha1(app domain|dep)[:6]>.<base>: a run app of its own', () => {
+    const app = appDomain('keycloak', 42, 'deadbeef');
+    // Digests computed by Python's hashlib.
+    expect(depDomain(app, 'keycloak')).toBe('keyc-180117.ci.commoninternet.net');
+    expect(depDomain(app, 'my-app_x')).toBe('myap-a88e4c.ci.commoninternet.net');
+    expect(isRunApp(depDomain(app, 'my-app_x'))).toBe(true);
+    // Two runs of one recipe (two PRs) never share a dependency.
+    expect(depDomain(appDomain('keycloak', 43, 'deadbeef'), 'keycloak')).not.toBe(depDomain(app, 'keycloak'));
+    expect(() => depDomain(app, '../etc')).toThrow(/dependency recipe/);
+    expect(() => depDomain('App.example', 'keycloak')).toThrow(/app domain/);
   });
 
   it('uses CCCI_BASE_DOMAIN, read at call time, and validates it', () => {

@@ -188,6 +188,26 @@ deps:
     ]);
   });
 
+  it('deps: the recipe under test itself, or more than CCCI_MAX_DEPS, is refused naming the entry', () => {
+    const file = join(tempDir('ccci-contract-'), 'ccci.yml');
+    const message = (text: string, limits: Parameters<typeof parseCcciYml>[2]): string => {
+      try {
+        parseCcciYml(text, file, limits);
+      } catch (error) {
+        expect(error).toBeInstanceOf(InputError);
+        return (error as Error).message.replace(` (${file})`, '');
+      }
+      throw new Error(`accepted: ${text}`);
+    };
+    expect(message('deps: [{recipe: a}, {recipe: me}]', { recipe: 'me' })).toBe(
+      'ccci.yml: deps[1].recipe "me" is the recipe under test: a recipe cannot depend on itself',
+    );
+    const six = `deps: [${['a', 'b', 'c', 'd', 'e', 'f'].map((r) => `{recipe: ${r}}`).join(', ')}]`;
+    expect(message(six, {})).toBe('ccci.yml: deps[5] (recipe "f") is one more than CCCI_MAX_DEPS allows (5)');
+    expect(message('deps: [{recipe: a}]', { maxDeps: 0 })).toBe('ccci.yml: deps[0] (recipe "a") is one more than CCCI_MAX_DEPS allows (0)');
+    expect(parseCcciYml(six, file, { recipe: 'g', maxDeps: 6 }).deps).toHaveLength(6);
+  });
+
   it('unknown keys at each level', () => {
     expect(refused('healthcheck: {}')).toBe('ccci.yml: healthcheck is not a known key (known: health, env, deps)');
     expect(refused('health: {timeout: 5}')).toBe('ccci.yml: health.timeout is not a known key (known: path, status, timeoutSeconds)');

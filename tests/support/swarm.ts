@@ -170,6 +170,12 @@ export function domainOf(world: World, recipe: string, pr = '0', ref = ''): stri
   return `${recipe.slice(0, 4)}-${digest.slice(0, 6)}.${world.base}`;
 }
 
+/** The domain `cc-ci run` gives the dependency `dep` of the app at `app` in this world. */
+export function depDomainOf(world: World, app: string, dep: string): string {
+  const digest = createHash('sha1').update(`${app}|${dep}`).digest('hex');
+  return `${dep.replace(/[^a-z0-9]/g, '').slice(0, 4)}-${digest.slice(0, 6)}.${world.base}`;
+}
+
 /** The first running container of a domain's app service, or null. */
 export async function appContainer(domain: string): Promise<string | null> {
   const stack = domain.replaceAll('.', '_');
