@@ -143,5 +143,5 @@ export function depsVerdict(records: readonly DepResult[], skips: readonly strin
   const count = `${skips.length} test${skips.length === 1 ? '' : 's'} skipped for a dependency that is not ready`;
   if (notReady.length === 0) return `${count} (${skips.join('; ')}), though every dependency is ready`;
   const why = notReady.map((record) => `${record.recipe} (${record.domain}): ${record.error ?? 'not deployed'}`).join('; ');
-  return `${count}; not ready: ${why}`;
+  return skips.length === 0 ? `not ready: ${why}` : `${count}; not ready: ${why}`;
 }

@@ -70,7 +70,9 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     await runStages(ctx, config.stages, results, (checks) => deployOnce(config, ctx, results, checks));
     await teardown();
     const failure = runFailure(results);
-    return failure === null ? EXIT.ok : exitCodeFor(failure);
+    if (failure === null) return EXIT.ok;
+    results.exitReason = failure.message;
+    return exitCodeFor(failure);
   }
 }
 

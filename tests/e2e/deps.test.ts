@@ -6,13 +6,14 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { ROOT, startCli, type Helper } from '../support/processes.js';
 import { depDomainOf, domainOf, envFile, names, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const ready = requireSwarm();
-const newWorld = useSwarmWorld(['ccci-app', 'ccci-demo', 'ccci-broken']);
+const newWorld = useSwarmWorld(['ccci-app', 'ccci-demo', 'ccci-other', 'ccci-broken']);
 const RUN_MS = 300_000;
 const TEST_DEP = readFileSync(join(ROOT, 'tests', 'fixtures', 'deps', 'test_dep.sh'), 'utf8');
 /** Keeps what CCCI_DEPS_FILE said when the tests ran (the state dir goes with the run). */
@@ -198,6 +199,41 @@ describe.skipIf(!ready)('recipe dependencies on a real swarm and ingress', () =>
     expect(results(world, 'two').deps).toMatchObject([{ domain: depTwo, version: '0.1.0+1.0', ready: true, teardown: 'clean' }]);
     for (const helper of [first, second]) expect(helper.output()).not.toContain('another run of');
     await assertNothingLeft(world, one, two, depOne, depTwo);
+  });
+
+  it('a dependency whose teardown leaves something is reported (exit 1), and the next one is still torn down', {
+    timeout: RUN_MS,
+  }, async () => {
+    const world = newWorld();
+    const app = domainOf(world, 'ccci-app');
+    const [demo, other] = [depDomainOf(world, app, 'ccci-demo'), depDomainOf(world, app, 'ccci-other')];
+    // A container outside any stack holds ccci-other's volume: `docker volume rm` must fail on it.
+    const pin = `pin-${world.base.replaceAll('.', '_')}`;
+    const pinTest = `#!/bin/sh
+set -e
+docker run -d --name "${pin}" -v "$(jq -r '.["ccci-other"].stack' "$CCCI_DEPS_FILE")_data:/pinned" ccci/busybox:latest sleep 600
+`;
+    try {
+      const red = run(world, 'residue', { 'ccci.yml': ccciYml(['ccci-demo', 'ccci-other']), 'test_pin.sh': pinTest });
+      expect(await red.exited, red.output()).toEqual({ code: 1, signal: null });
+      expect(results(world, 'residue')).toMatchObject({
+        exitCode: 1,
+        teardown: 'clean',
+        deps: [
+          { recipe: 'ccci-demo', ready: true, teardown: 'clean' },
+          { recipe: 'ccci-other', ready: true, teardown: 'residual' },
+        ],
+      });
+      expect(stage(world, 'residue', 'custom').verdict).toBe('pass');
+      const log = readFileSync(join(world.runs, 'residue', 'run.log'), 'utf8');
+      expect(log).toContain(`!! teardown of ${other} left: {"services":[],"volumes":["${other.replaceAll('.', '_')}_data"]`);
+      // Reverse declaration order, and past the residue: ccci-other first, then ccci-demo, verified.
+      expect(log.indexOf(`== teardown: ${other} ==`)).toBeLessThan(log.indexOf(`== teardown: ${demo} — nothing left ==`));
+      expect(red.output()).toContain(`teardown left something of the dependencies ${other} behind`);
+      await assertNothingLeft(world, app, demo);
+    } finally {
+      await execa('docker', ['rm', '-f', pin], { reject: false });
+    }
   });
 
   it('SIGTERM while a dependency deploys: the app and the dependency are torn down, exit 143, nothing left', {
