@@ -30,9 +30,7 @@ describe('the dependencies verdict', () => {
     expect(depsVerdict(broken, ['test_mail.sh needs smtp', 'test_send.sh needs smtp'])).toBe(
       '2 tests skipped for a dependency that is not ready; not ready: smtp (smtp-abcdef.ci.example.org): did not converge within 8s',
     );
-    expect(depsVerdict(broken, [])).toBe(
-      'not ready: smtp (smtp-abcdef.ci.example.org): did not converge within 8s',
-    );
+    expect(depsVerdict(broken, [])).toBe('not ready: smtp (smtp-abcdef.ci.example.org): did not converge within 8s');
   });
 
   it('fails on a reported skip though every dependency is ready: a run with a skip for a dependency is never green', () => {
