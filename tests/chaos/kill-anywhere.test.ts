@@ -2,8 +2,10 @@
 // random instant of a chosen phase, over and over, with one janitor sweep after each kill, while a
 // second run of another recipe stays green beside it.
 //
-// Phases: before the app lock; between the lock and `abra app new`; mid-deploy; mid-stage;
-// mid-teardown. The phase an iteration aims at comes from a seeded shuffle; the instant is a
+// Phases: before the app lock; between the lock and `abra app new`; mid-deploy; mid-stage; while
+// a dependency deploys; mid-teardown; while a dependency is torn down. The runs aimed at the two
+// dependency phases declare one (ccci-dep, docs/recipes.md#dependencies): after each kill, nothing
+// of the app or of its dependency may be left. The phase an iteration aims at comes from a seeded shuffle; the instant is a
 // random fraction of that phase's duration as measured on earlier iterations (run.log timestamps);
 // the phase the kill actually landed in is read afterwards from the run's timestamped log and the
 // test-only abra's call log, so the summary counts real kills, not intentions.
@@ -31,7 +33,7 @@ import { describe, expect, it } from 'vitest';
 
 import { CLI as BUILT_CLI, isGone, startProcess, type Helper, type StartOptions } from '../support/processes.js';
 import { Random, seedFrom } from '../support/random.js';
-import { customSleep, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
+import { customSleep, depDomainOf, domainOf, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const SEED = seedFrom('CCCI_CHAOS_SEED', 20_261_126);
 const ITERATIONS = Number(process.env.CCCI_CHAOS_ITERATIONS || 30);
@@ -41,7 +43,10 @@ const COMPANION_SLEEP_S = 40;
 const LANES = Number(process.env.CCCI_CHAOS_LANES || 2);
 /** How long the swarm may take to remove a removed stack's network. */
 const NETWORK_GRACE_MS = 20_000;
-const PHASES = ['before-lock', 'lock-to-app-new', 'mid-deploy', 'mid-stage', 'mid-teardown'] as const;
+const PHASES = ['before-lock', 'lock-to-app-new', 'mid-deploy', 'mid-stage', 'dep-deploy', 'mid-teardown', 'dep-teardown'] as const;
+/** The phases only a run with a dependency has. */
+const DEP_PHASES: readonly Phase[] = ['dep-deploy', 'dep-teardown'];
+const DEP = 'ccci-dep';
 type Phase = (typeof PHASES)[number];
 type Landed = Phase | 'after-exit';
 
@@ -51,7 +56,7 @@ const CLI = process.env.CCCI_CHAOS_CLI || BUILT_CLI;
 const startCli = (args: string[], options: StartOptions = {}): Helper => startProcess(process.execPath, [CLI, ...args], options);
 
 const ready = requireSwarm();
-const newWorld = useSwarmWorld(['ccci-demo', 'ccci-other']);
+const newWorld = useSwarmWorld(['ccci-demo', 'ccci-other', DEP]);
 
 // ---------------------------------------------------------------------------------------------
 // Observing a run.
@@ -77,25 +82,34 @@ function abraCall(abraLog: string, words: string[], domain: string): number | nu
   return null;
 }
 
-/** When each phase of a run began, from its log (null: not reached). */
-function phaseStarts(world: World, id: string, domain: string, abraLog: string): Record<Phase | 'end', number | null> {
+type Starts = Record<Phase | 'dep-ready' | 'end', number | null>;
+
+/** When each phase of a run began, from its log (null: not reached). `dep`: its dependency's domain, if it has one. */
+function phaseStarts(world: World, id: string, domain: string, dep: string | null, abraLog: string): Starts {
   const log = runLog(world, id);
   const first = (test: (line: string) => boolean): number | null => log.find((entry) => test(entry.line))?.at ?? null;
+  const last = dep ?? domain;
   return {
     'before-lock': log[0]?.at ?? null,
     'lock-to-app-new': first((l) => l.startsWith(`== app lock held: ${domain}`)),
     'mid-deploy': abraCall(abraLog, ['app', 'new'], domain),
     'mid-stage': first((l) => l.startsWith('== stage ')),
+    'dep-deploy': dep === null ? null : first((l) => l.startsWith(`== dependency ${DEP}: deploying as ${dep}`)),
+    // Its tests run between the dependency's deploy and the teardown: mid-stage again.
+    'dep-ready':
+      dep === null ? null : first((l) => l.startsWith(`== dependency ${DEP}: ready at`) || l.startsWith(`!! dependency ${DEP} `)),
     'mid-teardown': first((l) => l === `== teardown: ${domain} ==`),
-    end: first((l) => l.startsWith(`== teardown: ${domain} — nothing left`) || / run \S+: exit \d+ ==$/.test(l)),
+    'dep-teardown': dep === null ? null : first((l) => l === `== teardown: ${dep} ==`),
+    end: first((l) => l.startsWith(`== teardown: ${last} — nothing left`) || / run \S+: exit \d+ ==$/.test(l)),
   };
 }
 
 /** The phase a kill at `at` landed in. */
-function landedIn(starts: Record<Phase | 'end', number | null>, at: number): Landed {
+function landedIn(starts: Starts, at: number): Landed {
   if (starts.end !== null && starts.end <= at) return 'after-exit';
   let landed: Phase = 'before-lock';
   for (const phase of PHASES) if (starts[phase] !== null && starts[phase]! <= at) landed = phase;
+  if (landed === 'dep-deploy' && starts['dep-ready'] !== null && starts['dep-ready'] <= at) return 'mid-stage';
   return landed;
 }
 
@@ -289,7 +303,9 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       'lock-to-app-new': 60,
       'mid-deploy': 3500,
       'mid-stage': 2500,
+      'dep-deploy': 5000,
       'mid-teardown': 6000,
+      'dep-teardown': 6000,
     };
 
     const noteReaps = (reap: Reap, domains: string[]): void => {
@@ -447,13 +463,19 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const id = `chaos-${i}`;
       const pr = String(i);
       const domain = domainOf(world, 'ccci-demo', pr);
+      const dep = DEP_PHASES.includes(aimed) ? depDomainOf(world, domain, DEP) : null;
+      const sleepS = r.int(1, 3);
       const runEnv = {
         ...env,
         RECIPE: 'ccci-demo',
         PR: pr,
         CCCI_RUN_ID: id,
         STAGES: 'install,custom',
-        ...customSleep(world, id, 'ccci-demo', r.int(1, 3)),
+        ...(dep === null
+          ? customSleep(world, id, 'ccci-demo', sleepS)
+          : operatorTests(world, id, {
+              'ccci-demo': { 'ccci.yml': `env:\n  CCCI_TEST_CUSTOM_SLEEP: "${sleepS}"\ndeps:\n  - recipe: ${DEP}\n` },
+            })),
       };
       const started = Date.now();
       let helper: Helper;
@@ -473,7 +495,9 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
         'lock-to-app-new': `== app lock held: ${domain}`,
         'mid-deploy': `$ abra app new ccci-demo`,
         'mid-stage': '== stage install ==',
+        'dep-deploy': `== dependency ${DEP}: deploying as`,
         'mid-teardown': `== teardown: ${domain} ==`,
+        'dep-teardown': `== teardown: ${dep} ==`,
       };
       const marker = startMarker[aimed];
       if (marker !== null) await helper.waitFor(marker, 180_000);
@@ -493,13 +517,16 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
         stepRuns.delete(runPid);
       }
 
-      const starts = phaseStarts(world, id, domain, abraLog);
+      const starts = phaseStarts(world, id, domain, dep, abraLog);
       const landed = landedIn(starts, killAt);
       kills.push({ iteration: i, lane, aimed, landed, how, domain, delayMs });
-      // Refine the phase estimates from what this run got through.
-      const order: (Phase | 'end')[] = [...PHASES, 'end'];
+      // Refine the phase estimates from what this run got through: a phase lasts until the next
+      // one this run reached (a dependency's deploy until it is ready).
+      const order: (Phase | 'dep-ready' | 'end')[] = [...PHASES, 'end'];
       for (let p = 0; p < PHASES.length; p++) {
-        const [a, b] = [starts[order[p]!], starts[order[p + 1]!]];
+        const a = starts[PHASES[p]!];
+        const next = PHASES[p] === 'dep-deploy' ? 'dep-ready' : order.slice(p + 1).find((phase) => starts[phase] !== null);
+        const b = next === undefined ? null : starts[next];
         if (a !== null && b !== null && b <= killAt)
           estimate[PHASES[p]!] = Math.round(0.5 * estimate[PHASES[p]!] + 0.5 * Math.max(1, b - a));
       }
@@ -525,8 +552,12 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
           ).toBe(true);
           expect([143, 0], `${JSON.stringify(results)}\n${transcript}`).toContain(results.exitCode);
           if (landed !== 'before-lock') expect(results.teardown, transcript).toBe('clean');
+          for (const torn of (results as { deps?: { teardown: string }[] }).deps ?? [])
+            expect(torn.teardown, transcript).not.toBe('residual');
         }
-        const left = (await residue(world, domain)).filter((item) => !item.startsWith('unheld lockfile'));
+        const left = [...(await residue(world, domain)), ...(dep === null ? [] : await residue(world, dep))].filter(
+          (item) => !item.startsWith('unheld lockfile'),
+        );
         if (left.length) leftovers.push(`${id} (wrapper killed ${landed}) before the janitor: ${left.join(', ')}`);
         expect(left, `${id}: the run must tear down by itself when its wrapper dies`).toEqual([]);
       }
@@ -535,8 +566,10 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const report = await sweepOnce(`janitor after ${id}`);
       // Another lane's janitor, or a run's own, may have been reaping this very orphan as we swept
       // (we then saw its lock held): its outcome is what counts, so wait for the lock to be free.
-      const lockfile = join(world.locks, `cc-ci-app-${domain}.lock`);
-      await until(`${domain}'s lock to be free after the sweeps`, 240_000, () => lockState(lockfile) !== 'held');
+      for (const owned of dep === null ? [domain] : [domain, dep]) {
+        const lockfile = join(world.locks, `cc-ci-app-${owned}.lock`);
+        await until(`${owned}'s lock to be free after the sweeps`, 240_000, () => lockState(lockfile) !== 'held');
+      }
       const raced = new Set(['lockfile unlinked by another janitor during this sweep']);
       expect(
         report.skipped.filter((s) => !raced.has(s.reason)),
@@ -545,6 +578,10 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
 
       const left = await residue(world, domain);
       left.push(...(await settledNetworks(domain, id)).map((n) => `network ${n}`));
+      if (dep !== null) {
+        left.push(...(await residue(world, dep)).map((item) => `dependency ${item}`));
+        left.push(...(await settledNetworks(dep, `${id}'s dependency`)).map((n) => `dependency network ${n}`));
+      }
       if (left.length) {
         leftovers.push(`${id} (killed ${landed}, ${how}): ${left.join(', ')}`);
         console.log(`chaos: ${id} left ${left.join(', ')}:\n${teardownLines(world, id).join('\n')}\n--- janitor ---\n${report.stderr}`);
