@@ -28,6 +28,9 @@ export function recipeDir(recipe: string): string {
   return join(abraDir(), 'recipes', recipe);
 }
 
+/** The runs dir's subdir of warm app recovery records: no run id may take its name. */
+const WARM_DIR = 'warm';
+
 /** `CCCI_RUN_ID`, else `DRONE_BUILD_NUMBER`, else `manual-<pid>` (two hand runs never share). */
 export function runId(): string {
   const variable = process.env.CCCI_RUN_ID ? 'CCCI_RUN_ID' : process.env.DRONE_BUILD_NUMBER ? 'DRONE_BUILD_NUMBER' : 'run id';
@@ -35,6 +38,8 @@ export function runId(): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id) || id.includes('..')) {
     throw new InputError(`${variable} (the run id) must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-': ${JSON.stringify(id)}`);
   }
+  if (id === WARM_DIR)
+    throw new InputError(`${variable} (the run id) must not be ${JSON.stringify(WARM_DIR)}: the runs dir keeps warm app records there`);
   return id;
 }
 
@@ -65,6 +70,20 @@ export function ensureRunDir(): string {
   const dir = join(runs, runId());
   makeDir(dir, 'run dir', 'CCCI_RUNS_DIR', 0o700);
   trusted(dir, 'run dir', { owners: 'us', sticky: false });
+  return dir;
+}
+
+/**
+ * `<runs dir>/warm`, mode 0700, this user's alone: where a quick run keeps the recovery record of
+ * the warm app it upgrades (docs/recipes.md#the-quick-lane). Checked as the run dir is.
+ */
+export function ensureWarmDir(): string {
+  const runs = runsDir();
+  makeDir(runs, 'runs dir', 'CCCI_RUNS_DIR', 0o755);
+  trusted(runs, 'runs dir', { owners: 'us-or-root', sticky: true });
+  const dir = join(runs, WARM_DIR);
+  makeDir(dir, 'warm record dir', 'CCCI_RUNS_DIR', 0o700);
+  trusted(dir, 'warm record dir', { owners: 'us', sticky: false });
   return dir;
 }
 

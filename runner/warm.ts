@@ -10,18 +10,19 @@ import { InputError } from '../lib/errors.js';
 import { assertDomain } from '../lib/naming.js';
 import type { Abra } from './host/abra.js';
 import type { Log } from './host/log.js';
+import type { Docker } from './host/docker.js';
+import type { IngressConfig } from './run/health.js';
+import { recoverWarm } from './run/quick.js';
 import { publishedVersions } from './run/recipe.js';
+import { parseAppType } from './run/recipe-files.js';
+import { readRecord, recordPath } from './run/warm-record.js';
 
 export interface WarmReport {
+  /** Apps a dead quick run left mid-lane, whose rollback this reconcile completed first. */
+  rolledBack: string[];
   upgraded: { domain: string; from: string | null; to: string }[];
   current: string[];
   skipped: { domain: string; reason: string }[];
-}
-
-/** `TYPE=<recipe>[:<version>]` (abra's own key) from an app's .env. */
-export function parseAppType(envText: string): { recipe: string; version: string | null } | null {
-  const match = /^\s*(?:export\s+)?TYPE=["']?([a-z0-9][a-z0-9_-]*)(?::([^"'\s#]+))?/m.exec(envText);
-  return match ? { recipe: match[1]!, version: match[2] ?? null } : null;
 }
 
 /** The warm apps to reconcile: `--apps` or `CCCI_WARM_APPS`, comma-separated domains. */
@@ -38,12 +39,17 @@ export function parseWarmApps(text: string | undefined, what = 'CCCI_WARM_APPS')
 export interface WarmOptions {
   domains: string[];
   abra: Abra;
+  docker: Docker;
   log: Log;
   dryRun: boolean;
+  /** For a rollback left pending: its health check goes through the ingress, within the converge timeout. */
+  ingress: IngressConfig;
+  convergeTimeoutMs: number;
 }
 
-export async function warmReconcile({ domains, abra, log, dryRun }: WarmOptions): Promise<WarmReport> {
-  const report: WarmReport = { upgraded: [], current: [], skipped: [] };
+export async function warmReconcile(options: WarmOptions): Promise<WarmReport> {
+  const { domains, abra, log, dryRun } = options;
+  const report: WarmReport = { rolledBack: [], upgraded: [], current: [], skipped: [] };
   const skip = (domain: string, reason: string): void => {
     log(`== warm-reconcile: skipping ${domain}: ${reason} ==`);
     report.skipped.push({ domain, reason });
@@ -57,6 +63,25 @@ export async function warmReconcile({ domains, abra, log, dryRun }: WarmOptions)
       continue;
     }
     try {
+      // The lock's holder first completes a rollback a dead quick run left (docs/recipes.md#the-quick-lane).
+      const record = readRecord(domain);
+      if (record !== null) {
+        if (dryRun) {
+          skip(domain, `a quick run's rollback is pending (record ${recordPath(domain)})`);
+          continue;
+        }
+        await abra.recipeFetch(record.recipe);
+        const tree = join(canonicalAbraDir(), 'recipes', record.recipe);
+        await recoverWarm(domain, {
+          abra,
+          docker: options.docker,
+          log,
+          tree,
+          ingress: options.ingress,
+          convergeTimeoutMs: options.convergeTimeoutMs,
+        });
+        report.rolledBack.push(domain);
+      }
       const envPath = abra.envPath(domain);
       if (!existsSync(envPath)) {
         skip(domain, `no app config at ${envPath}`);

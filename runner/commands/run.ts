@@ -1,6 +1,6 @@
 // `cc-ci run`: one recipe CI run (see runner/run/run.ts for the flow). The flow and its config are
 // imported in main, so `--help` loads neither them nor execa.
-export const usage = `Usage: cc-ci run [--recipe NAME] [--ref REF] [--pr N] [--src OWNER/REPO] [--stages LIST]
+export const usage = `Usage: cc-ci run [--recipe NAME] [--ref REF] [--pr N] [--src OWNER/REPO] [--stages LIST] [--quick]
 
 Runs one recipe's CI on this swarm host: lifetime guards, a per-run ABRA_DIR, fetch, janitor,
 one deploy under the app lock, the stages (HTTP health through the ingress, the recipe's hooks
@@ -15,6 +15,8 @@ Options:
   --pr N              the PR number (PR, default 0)
   --stages LIST       a comma-separated subset of install,upgrade,backup,restore,custom (STAGES,
                       default: all)
+  --quick             the quick lane (CCCI_QUICK=1): upgrade the recipe's warm app in place to the
+                      code under test, run upgrade and custom, always roll it back (docs/recipes.md)
   -h, --help          this help
 
 Environment:
@@ -32,6 +34,7 @@ Environment:
   CCCI_TESTS_DIR                 the operator's tests, in <dir>/<recipe>/ (default /etc/cc-ci/tests)
   CCCI_TEST_TIMEOUT_SECONDS      how long one hook or test may run (default 900)
   CCCI_MAX_DEPS                  how many dependencies a ccci.yml may declare (default 5)
+  CCCI_WARM_APPS                 warm app domains; the quick lane takes the recipe's among them
   The lock dir, runs dir, base domain and run id: docs/concurrency.md#configuration-knobs.
 
 Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,

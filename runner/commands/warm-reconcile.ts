@@ -7,40 +7,62 @@ import { CcciError, EXIT } from '../../lib/errors.js';
 export const usage = `Usage: cc-ci warm-reconcile [--apps DOMAIN,...] [--dry-run] [--json]
 
 Outside any run, with the canonical ~/.abra (ABRA_DIR is ignored): for each warm app, skip it if
-a run holds its app lock, else take the lock, fetch its recipe and deploy the latest published
-version if the app is behind.
+a run holds its app lock, else take the lock, complete the rollback a dead quick run left if its
+recovery record is there (docs/recipes.md#the-quick-lane), fetch its recipe and deploy the latest
+published version if the app is behind.
 
 Options:
   --apps DOMAIN,...  the warm apps, comma-separated (default: CCCI_WARM_APPS)
   --dry-run          say what would be upgraded, change nothing
-  --json             print the report as JSON on stdout:
-                     {upgraded: [{domain, from, to}], current: [], skipped: [{domain, reason}]}
+  --json             print the report as JSON on stdout: {rolledBack: [], upgraded: [{domain,
+                     from, to}], current: [], skipped: [{domain, reason}]}
   -h, --help         this help
 
 Environment:
   CCCI_WARM_APPS     the warm apps when --apps is not given (comma-separated domains)
   CCCI_APP_LOCK_DIR  the lock dir (default /run/lock)
   CCCI_SERVER        the abra server (default default)
+  CCCI_RUNS_DIR      where quick runs keep recovery records, in warm/ (default /var/lib/cc-ci-runs)
+  CCCI_INGRESS, CCCI_INGRESS_CA, CCCI_HEALTH, CCCI_CONVERGE_TIMEOUT_SECONDS
+                     a pending rollback's health check and convergence, as for cc-ci run
 
-Exit codes: 0 done (skips are not failures), 1 an upgrade failed, 2 bad input.`;
+Exit codes: 0 done (skips are not failures), 1 an upgrade or a pending rollback failed, 2 bad input.`;
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: { apps: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } },
   });
-  const [{ abraClient, abraServer }, { createLog }, { parseWarmApps, warmReconcile }] = await Promise.all([
+  const [
+    { abraClient, abraServer },
+    { dockerClient },
+    { createLog },
+    { parseWarmApps, warmReconcile },
+    { parseIngress },
+    { convergeTimeoutMs },
+  ] = await Promise.all([
     import('../host/abra.js'),
+    import('../host/docker.js'),
     import('../host/log.js'),
     import('../warm.js'),
+    import('../run/health.js'),
+    import('../run/config.js'),
   ]);
   const domains = parseWarmApps(values.apps ?? process.env.CCCI_WARM_APPS, values.apps === undefined ? 'CCCI_WARM_APPS' : '--apps');
   delete process.env.ABRA_DIR; // outside any run: the canonical ~/.abra
   const log = values.json ? (line: string) => process.stderr.write(`${line}\n`) : createLog();
   const abra = abraClient({ server: abraServer(), log });
-  const report = await warmReconcile({ domains, abra, log, dryRun: values['dry-run'] ?? false });
+  const settings = { ingress: parseIngress(), convergeTimeoutMs: convergeTimeoutMs() };
+  const report = await warmReconcile({
+    domains,
+    abra,
+    docker: dockerClient({ log }),
+    log,
+    dryRun: values['dry-run'] ?? false,
+    ...settings,
+  });
   if (values.json) console.log(JSON.stringify(report, null, 2));
   const failed = report.skipped.filter((s) => s.reason.startsWith('failed:')).map((s) => s.domain);
-  if (failed.length > 0) throw new CcciError('ERR_CCCI_WARM_UPGRADE', `upgrade failed for ${failed.join(', ')} (see the lines above)`);
+  if (failed.length > 0) throw new CcciError('ERR_CCCI_WARM_UPGRADE', `failed for ${failed.join(', ')} (see the lines above)`);
   return EXIT.ok;
 }

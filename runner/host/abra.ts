@@ -28,8 +28,10 @@ export interface Abra {
   secretGenerate(domain: string): Promise<void>;
   appUndeploy(domain: string): Promise<void>;
   appRemove(domain: string): Promise<void>;
-  backupCreate(domain: string): Promise<void>;
-  restore(domain: string): Promise<void>;
+  /** Resolves with the snapshot's id (the last line abra prints on stdout; null when it prints none). */
+  backupCreate(domain: string): Promise<string | null>;
+  /** Restores the given snapshot, else the latest. */
+  restore(domain: string, snapshot?: string): Promise<void>;
   /** `<abra dir>/servers/<server>/<domain>.env` */
   envPath(domain: string): string;
   /** Removes the app's .env directly (abra cannot remove an app whose recipe it cannot load). */
@@ -46,49 +48,58 @@ export function abraServer(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function abraClient(context: AbraContext): Abra {
-  const abra = async (args: string[], timeoutMs: number): Promise<void> => {
+  const abra = async (args: string[], timeoutMs: number): Promise<string> => {
     const options: ExecOptions = { signal: context.signal, log: context.log, timeoutMs, tag: '[abra]' };
     context.log(`  $ abra ${args.join(' ')}`);
-    await exec('abra', args, options);
+    return (await exec('abra', args, options)).stdout;
   };
+  const done = async (call: Promise<string>): Promise<void> => void (await call);
   const envPath = (domain: string): string => join(abraDir(), 'servers', context.server, `${domain}.env`);
   return {
-    recipeFetch: (recipe) => abra(['recipe', 'fetch', recipe, '--no-input'], 10 * MINUTE),
+    recipeFetch: (recipe) => done(abra(['recipe', 'fetch', recipe, '--no-input'], 10 * MINUTE)),
     appNew: (recipe, domain, options = {}) =>
-      abra(
-        [
-          'app',
-          'new',
-          recipe,
-          ...(options.version ? [options.version] : []),
-          '--server',
-          context.server,
-          '--domain',
-          domain,
-          ...(options.secrets ? ['--secrets'] : []),
-          ...(options.chaos ? ['--chaos'] : []),
-          '--no-input',
-        ],
-        5 * MINUTE,
+      done(
+        abra(
+          [
+            'app',
+            'new',
+            recipe,
+            ...(options.version ? [options.version] : []),
+            '--server',
+            context.server,
+            '--domain',
+            domain,
+            ...(options.secrets ? ['--secrets'] : []),
+            ...(options.chaos ? ['--chaos'] : []),
+            '--no-input',
+          ],
+          5 * MINUTE,
+        ),
       ),
     appDeploy: (domain, options = {}) =>
-      abra(
-        [
-          'app',
-          'deploy',
-          domain,
-          ...(options.version ? [options.version] : []),
-          '--no-input',
-          ...(options.chaos ? ['--chaos'] : []),
-          ...(options.force ? ['--force'] : []),
-        ],
-        15 * MINUTE,
+      done(
+        abra(
+          [
+            'app',
+            'deploy',
+            domain,
+            ...(options.version ? [options.version] : []),
+            '--no-input',
+            ...(options.chaos ? ['--chaos'] : []),
+            ...(options.force ? ['--force'] : []),
+          ],
+          15 * MINUTE,
+        ),
       ),
-    secretGenerate: (domain) => abra(['app', 'secret', 'generate', domain, '--all', '--no-input'], 5 * MINUTE),
-    appUndeploy: (domain) => abra(['app', 'undeploy', domain, '--no-input'], 10 * MINUTE),
-    appRemove: (domain) => abra(['app', 'remove', domain, '--no-input', '--force'], 10 * MINUTE),
-    backupCreate: (domain) => abra(['app', 'backup', 'create', domain, '--no-input'], 30 * MINUTE),
-    restore: (domain) => abra(['app', 'restore', domain, '--no-input'], 30 * MINUTE),
+    secretGenerate: (domain) => done(abra(['app', 'secret', 'generate', domain, '--all', '--no-input'], 5 * MINUTE)),
+    appUndeploy: (domain) => done(abra(['app', 'undeploy', domain, '--no-input'], 10 * MINUTE)),
+    appRemove: (domain) => done(abra(['app', 'remove', domain, '--no-input', '--force'], 10 * MINUTE)),
+    backupCreate: async (domain) => {
+      const lines = (await abra(['app', 'backup', 'create', domain, '--no-input'], 30 * MINUTE)).split('\n').filter((l) => l.trim());
+      return lines.at(-1)?.trim() ?? null;
+    },
+    restore: (domain, snapshot) =>
+      done(abra(['app', 'restore', domain, ...(snapshot ? ['--snapshot', snapshot] : []), '--no-input'], 30 * MINUTE)),
     envPath,
     removeEnv: (domain) => rmSync(envPath(domain), { force: true }),
   };

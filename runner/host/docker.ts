@@ -57,6 +57,14 @@ export interface Docker {
   removeStack(stack: string): Promise<void>;
   /** Removes the stack's volumes, secrets and networks (call once its containers are gone). */
   removeLeftovers(stack: string): Promise<void>;
+  /** The version abra labels the stack's services with (`coop-cloud.<stack>.version`), or null. */
+  deployedVersion(stack: string): Promise<string | null>;
+  /** The image of the stack's first service (to copy its volumes with), or null. */
+  serviceImage(stack: string): Promise<string | null>;
+  /** Copies a volume's files into `<dir>/<file>` (a tar), through a throwaway container of `image`. */
+  saveVolume(volume: string, image: string, dir: string, file: string): Promise<void>;
+  /** Replaces a volume's files with those of `<dir>/<file>`. */
+  loadVolume(volume: string, image: string, dir: string, file: string): Promise<void>;
 }
 
 const POLL_MS = 1_000;
@@ -155,6 +163,53 @@ export function dockerClient(context: DockerContext): Docker {
         return left.length ? `still there: ${left.join(', ')}` : null;
       });
     },
+    deployedVersion: async (stack) => {
+      const own = await names('service', stack);
+      if (own.length === 0) return null;
+      const out = await docker(['service', 'inspect', ...own, '--format', `{{index .Spec.Labels "coop-cloud.${stack}.version"}}`]);
+      return (
+        out
+          .split('\n')
+          .map((v) => v.trim())
+          .find((v) => v !== '' && v !== '<no value>') ?? null
+      );
+    },
+    serviceImage: async (stack) => {
+      const own = await names('service', stack);
+      if (own.length === 0) return null;
+      const out = await docker(['service', 'inspect', own.sort()[0]!, '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}']);
+      return out.trim() || null;
+    },
+    // The image's own tar and sh (busybox's, in the demo): no extra image to pull on an offline host.
+    saveVolume: async (volume, image, dir, file) =>
+      void (await docker(
+        [
+          'run',
+          '--rm',
+          '--entrypoint',
+          'tar',
+          '-v',
+          `${volume}:/from:ro`,
+          '-v',
+          `${dir}:/to`,
+          image,
+          '-cf',
+          `/to/${file}`,
+          '-C',
+          '/from',
+          '.',
+        ],
+        600_000,
+      )),
+    loadVolume: async (volume, image, dir, file) =>
+      void (await docker(
+        [
+          ...['run', '--rm', '--entrypoint', 'sh', '-v', `${volume}:/to`, '-v', `${dir}:/from:ro`, image, '-c'],
+          'cd /to && rm -rf -- * .[!.]* ..?* && tar -xf "/from/$1" -C /to',
+          ...['sh', file],
+        ],
+        600_000,
+      )),
     removeLeftovers: async (stack) => {
       for (const kind of ['volume', 'secret'] as const) {
         const left = await names(kind, stack);

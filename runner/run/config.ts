@@ -10,6 +10,7 @@ import { DEFAULT_MAX_DEPS } from './contract.js';
 import { parseIngress, type IngressConfig } from './health.js';
 import { DEFAULT_TESTS_DIR } from './recipe-tests.js';
 import { STAGES, type StageName } from './stages.js';
+import { parseWarmApps } from '../warm.js';
 
 export interface RunConfig {
   recipe: string;
@@ -30,6 +31,10 @@ export interface RunConfig {
   testTimeoutMs: number;
   /** CCCI_MAX_DEPS: how many dependencies a ccci.yml may declare. */
   maxDeps: number;
+  /** CCCI_QUICK=1 or --quick: upgrade the recipe's warm app in place instead of a cold deploy. */
+  quick: boolean;
+  /** CCCI_WARM_APPS: the warm apps the quick lane looks for the recipe's among. */
+  warmApps: string[];
 }
 
 function parseStages(text: string, what: string): StageName[] {
@@ -67,6 +72,11 @@ function positiveInt(name: string, text: string): number {
   return Number(text);
 }
 
+/** `CCCI_CONVERGE_TIMEOUT_SECONDS` (default 600) in ms: how long services may take to converge. */
+export function convergeTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  return positiveInt('CCCI_CONVERGE_TIMEOUT_SECONDS', env.CCCI_CONVERGE_TIMEOUT_SECONDS ?? '600') * 1000;
+}
+
 /** `CCCI_MAX_DEPS`: 0 (no dependencies allowed) to 50. */
 function maxDeps(text: string): number {
   if (!/^[0-9]{1,2}$/.test(text) || Number(text) > 50)
@@ -83,10 +93,12 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
       pr: { type: 'string' },
       src: { type: 'string' },
       stages: { type: 'string' },
+      quick: { type: 'boolean' },
     },
   });
-  if (env.CCCI_QUICK === '1')
-    throw new InputError('CCCI_QUICK=1 (the quick lane) is not implemented in cc-ci; unset it to run the full CI');
+  const quickText = env.CCCI_QUICK ?? '';
+  if (!['', '0', '1'].includes(quickText))
+    throw new InputError(`CCCI_QUICK must be 1 (the quick lane) or 0, got ${JSON.stringify(quickText)}`);
   // Each message names what the user set: the flag when given, else the variable.
   const named = (flag: keyof typeof values, variable: string): string => (values[flag] === undefined ? variable : `--${flag}`);
   const recipe = values.recipe ?? env.RECIPE;
@@ -121,10 +133,12 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     gitBase,
     token,
     server,
-    convergeTimeoutMs: positiveInt('CCCI_CONVERGE_TIMEOUT_SECONDS', env.CCCI_CONVERGE_TIMEOUT_SECONDS ?? '600') * 1000,
+    convergeTimeoutMs: convergeTimeoutMs(env),
     ingress: parseIngress(env),
     operatorTests: join(absoluteDir('CCCI_TESTS_DIR', env.CCCI_TESTS_DIR || DEFAULT_TESTS_DIR), recipe),
     testTimeoutMs: positiveInt('CCCI_TEST_TIMEOUT_SECONDS', env.CCCI_TEST_TIMEOUT_SECONDS ?? '900') * 1000,
     maxDeps: maxDeps(env.CCCI_MAX_DEPS ?? String(DEFAULT_MAX_DEPS)),
+    quick: values.quick === true || quickText === '1',
+    warmApps: env.CCCI_WARM_APPS ? parseWarmApps(env.CCCI_WARM_APPS) : [],
   };
 }

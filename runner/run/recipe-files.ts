@@ -387,3 +387,9 @@ export function readRecipe(dir: string, env?: EnvVars): RecipeFacts {
     version,
   };
 }
+
+/** `TYPE=<recipe>[:<version>]` (abra's own key) from an app's .env. */
+export function parseAppType(envText: string): { recipe: string; version: string | null } | null {
+  const match = /^\s*(?:export\s+)?TYPE=["']?([a-z0-9][a-z0-9_-]*)(?::([^"'\s#]+))?/m.exec(envText);
+  return match ? { recipe: match[1]!, version: match[2] ?? null } : null;
+}

@@ -8,6 +8,7 @@ import type { Log } from '../host/log.js';
 import type { RunConfig } from './config.js';
 import { junitXml } from './junit.js';
 import type { DepResult } from './deps.js';
+import type { WarmResult } from './quick.js';
 import type { StageName } from './stages.js';
 
 export type Verdict = 'pass' | 'fail' | 'skip';
@@ -53,6 +54,12 @@ export interface RunResults {
   teardown: 'clean' | 'residual' | 'skipped';
   /** ccci.yml's dependencies, as far as the custom stage deployed them (docs/recipes.md#dependencies). */
   deps: DepResult[];
+  /** `quick` (the warm app upgraded in place and rolled back) or `cold` (an app of the run's own). */
+  lane: 'cold' | 'quick';
+  /** Why a run that asked for the quick lane took the cold one. */
+  laneReason?: string;
+  /** The quick lane's warm app: versions, snapshot, rollback (docs/recipes.md#the-quick-lane). */
+  warm?: WarmResult;
   exitCode: number;
   /** Why the run ended the way it did, when not simply green. */
   exitReason?: string;
@@ -74,6 +81,7 @@ export function startResults(config: RunConfig, domain: string, runId: string, l
     deploys: 0,
     teardown: 'skipped',
     deps: [],
+    lane: 'cold',
     exitCode: 1,
     logPath,
   };
@@ -81,6 +89,7 @@ export function startResults(config: RunConfig, domain: string, runId: string, l
 
 /** Why a run that got to its end is red (a stage failed, something was left), or null when green. */
 export function runFailure(results: RunResults): RunFailedError | null {
+  if (results.warm?.rollback.verdict === 'fail') return new RunFailedError(`the rollback of the warm app ${results.warm.domain} failed`);
   const failed = results.stages.filter((stage) => stage.verdict === 'fail').map((stage) => stage.name);
   if (failed.length > 0) return new RunFailedError(`stage${failed.length > 1 ? 's' : ''} failed: ${failed.join(', ')}`);
   if (results.teardown === 'residual') return new RunFailedError('teardown left something behind');
@@ -121,6 +130,13 @@ export function summary(results: RunResults): string[] {
       if (check.verdict !== 'pass') lines.push(`          ${mark[check.verdict]}  ${check.name}${check.reason ? `: ${check.reason}` : ''}`);
     }
   }
+  if (results.warm) {
+    const { domain, versionBefore, versionAfter, rollback } = results.warm;
+    const took = rollback.verdict === 'pending' ? '' : ` ${(rollback.durationMs / 1000).toFixed(1)} s`;
+    lines.push(
+      `  lane: quick on ${domain}: ${versionBefore} -> the code under test -> ${versionAfter ?? '?'}; rollback ${rollback.verdict}${took}`,
+    );
+  } else if (results.laneReason) lines.push(`  lane: cold (${results.laneReason})`);
   for (const dep of results.deps) {
     const seconds = (dep.deployMs / 1000).toFixed(1).padStart(6);
     const state = dep.ready ? 'ready' : `NOT READY: ${dep.error ?? 'not deployed'}`;

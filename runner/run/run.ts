@@ -17,6 +17,8 @@ import type { RunConfig } from './config.js';
 import { type CcciContract, readContract, setEnvKeys } from './contract.js';
 import { deployApp } from './deploy.js';
 import { deployDeps } from './deps.js';
+import type { IngressConfig } from './health.js';
+import { chooseLane, runQuickLane } from './quick.js';
 import { fetchRecipe, headCommit } from './recipe.js';
 import { assembleTests } from './recipe-tests.js';
 import { finishResults, type RunResults, runFailure, type StageChecks, startResults } from './results.js';
@@ -35,8 +37,10 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   const results = startResults(config, domain, runId(), join(dir, 'run.log'));
   // Registered first, so it runs last: whatever way the run ends, results.json says how.
   lifetime.onTeardown(() => finishResults(results, lifetime.signal.reason as RunAbortedError, dir, log));
-  // The app first, then its dependencies in reverse declaration order.
-  const teardown = ownTeardown(
+  // The quick lane's warm app rolled back first; then the run's own app and its dependencies in
+  // reverse declaration order.
+  let rollback: ((signal?: AbortSignal) => Promise<boolean>) | null = null;
+  const ownApps = ownTeardown(
     () => [domain, ...results.deps.map((dep) => dep.domain).reverse()],
     (signal) => hostTools({ server: config.server, log, signal }),
     (torn, outcome) => {
@@ -44,6 +48,10 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
       else for (const dep of results.deps) if (dep.domain === torn) dep.teardown = outcome;
     },
   );
+  const teardown = async (signal?: AbortSignal): Promise<boolean> => {
+    const back = rollback === null || (await rollback(signal));
+    return (await ownApps(signal)) && back;
+  };
   lifetime.onTeardown(async (signal) => void (await teardown(signal)));
 
   return lifetime.run(async (signal) => {
@@ -66,14 +74,32 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
     const state = perRunDirs(dir, lifetime, log);
     const recipe = await fetchWithContract(config, { dir, tools, signal });
     await sweep(log, signal);
-    const ctx = stageContext(config, { domain, runId: results.runId, dir, tools, state, recipe, signal, results });
-    await runStages(ctx, config.stages, results, (checks) => deployOnce(config, ctx, results, checks));
+    const warm = config.quick ? await chooseLane(config.recipe, config.warmApps, tools, results) : null;
+    const ctx = stageContext(config, { domain: warm?.domain ?? domain, runId: results.runId, dir, tools, state, recipe, signal, results });
+    if (warm === null)
+      await runStages(ctx, results, {
+        names: config.stages,
+        gate: 'install',
+        deploy: (checks) => deployOnce(config, ctx, results, checks),
+      });
+    else {
+      const rollbackContext = (on?: AbortSignal) => ({
+        ...hostTools({ server: config.server, log, signal: on }),
+        ...rollbackSettings(config, recipe),
+      });
+      await runQuickLane({ warm, ctx, results, rollbackContext }, (back) => (rollback = back));
+    }
     await teardown();
     const failure = runFailure(results);
     if (failure === null) return EXIT.ok;
     results.exitReason = failure.message;
     return exitCodeFor(failure);
   }
+}
+
+/** What a rollback of the warm app needs besides the host tools: the run's tree, the ingress, the converge timeout. */
+function rollbackSettings(config: RunConfig, recipe: FetchedRecipe): { tree: string; ingress: IngressConfig; convergeTimeoutMs: number } {
+  return { tree: recipe.tree, ingress: config.ingress, convergeTimeoutMs: config.convergeTimeoutMs };
 }
 
 /** The per-run ABRA_DIR and the run's fresh state files (the state of dead attempts removed). */

@@ -68,7 +68,7 @@ async function readMarker(ctx: StageContext): Promise<string> {
 }
 
 /** Converged, healthy containers, and the app answering through the ingress. */
-async function settle(ctx: StageContext): Promise<void> {
+export async function settle(ctx: StageContext): Promise<void> {
   await ctx.docker.waitConverged(ctx.stack, ctx.convergeTimeoutMs);
   await ctx.docker.waitHealthy(ctx.stack, ctx.convergeTimeoutMs);
   await health(ctx);
@@ -200,24 +200,31 @@ export const STAGE_RUNNERS: Record<StageName, (ctx: StageContext) => Promise<Sta
 
 const noChecks = (): StageChecks => ({ health: [], hooks: [], tests: [] });
 
+/** What runStages runs: the stages, the cold lane's first deploy, and the stage whose failure skips the rest. */
+export interface StagePlan {
+  names: readonly StageName[];
+  /** The cold lane's one deploy, which opens install; the quick lane has none. */
+  deploy?: (checks: StageChecks) => Promise<void>;
+  /** Stage runners in place of the cold lane's (the quick lane's upgrade). */
+  runners?: Partial<Record<StageName, (ctx: StageContext) => Promise<StageOutcome>>>;
+  /** A failure of this stage skips the rest: install (cold), upgrade (quick). */
+  gate: StageName;
+}
+
 /**
  * The first deploy, then the stages in order, each recorded in `results` with its verdict, time,
  * health checks, hooks and tests. The deploy opens the install stage: its hook (install_steps.sh)
- * and its failure are install's, and a failed install skips the rest. A stage that throws is
+ * and its failure are install's, and a failed gate stage skips the rest. A stage that throws is
  * recorded as failed (its first line the reason) and the next one runs. An abort, or bad input,
  * ends it all at once.
  */
-export async function runStages(
-  ctx: StageContext,
-  names: readonly StageName[],
-  results: RunResults,
-  deploy: (checks: StageChecks) => Promise<void>,
-): Promise<void> {
+export async function runStages(ctx: StageContext, results: RunResults, plan: StagePlan): Promise<void> {
+  const { names, gate } = plan;
   const deployed = Date.now();
   const installChecks = noChecks();
   let deployFailure: string | null = null;
   try {
-    await deploy(installChecks);
+    await plan.deploy?.(installChecks);
   } catch (error) {
     if (ctx.signal.aborted || exitCodeFor(error) === EXIT.badInput) throw error;
     deployFailure = `the first deploy failed: ${(error as Error).message.split('\n')[0]}`;
@@ -234,13 +241,13 @@ export async function runStages(
       record(name === 'install' ? { verdict: 'fail', reason: deployFailure } : { verdict: 'skip', reason: 'the first deploy failed' });
       continue;
     }
-    if (results.stages.some((s) => s.name === 'install' && s.verdict === 'fail')) {
-      record({ verdict: 'skip', reason: 'install failed' });
+    if (results.stages.some((s) => s.name === gate && s.verdict === 'fail')) {
+      record({ verdict: 'skip', reason: `${gate} failed` });
       continue;
     }
     ctx.log(`== stage ${name} ==`);
     try {
-      record(await STAGE_RUNNERS[name](ctx));
+      record(await (plan.runners?.[name] ?? STAGE_RUNNERS[name])(ctx));
     } catch (error) {
       // Bad input (a planted lockfile, unparseable docker output) is not the app's failure: it ends the run.
       if (ctx.signal.aborted || exitCodeFor(error) === EXIT.badInput) throw error;

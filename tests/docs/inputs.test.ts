@@ -192,7 +192,7 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
     }),
   '`STAGES` / `--stages` | `install,deploy`': () => cli(['run'], { env: { STAGES: 'install,deploy' } }),
   '`STAGES` / `--stages` | `,` (none)': () => cli(['run', '--stages', ',']),
-  '`CCCI_QUICK` | `1`': () => cli(['run'], { env: { CCCI_QUICK: '1' } }),
+  '`CCCI_QUICK` | `yes`': () => cli(['run'], { env: { CCCI_QUICK: 'yes' } }),
   '`CCCI_SERVER` | `../other`': () => cli(['run'], { env: { CCCI_SERVER: '../other' } }),
   '`CCCI_CONVERGE_TIMEOUT_SECONDS` | `10m`': () => cli(['run'], { env: { CCCI_CONVERGE_TIMEOUT_SECONDS: '10m' } }),
   '`CCCI_GIT_BASE` | `git.autonomic.zone` (no scheme)': () => cli(['run'], { env: { CCCI_GIT_BASE: 'git.autonomic.zone' } }),
