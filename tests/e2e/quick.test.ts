@@ -2,15 +2,15 @@
 // ingress: the recipe's warm app upgraded in place to the code under test, tested, and always
 // rolled back to its version with its data; a run killed mid-upgrade rolled back by the next
 // holder of the warm app's lock; two quick runs serialised while a cold one runs beside them.
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
-import { startCli, tempDir, type Helper } from '../support/processes.js';
-import { appContainer, domainOf, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
+import { startCli, type Helper } from '../support/processes.js';
+import { domainOf, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
+import { assertWarmAsItWas, forgeHead, warmApp, warmRecordPath } from '../support/warm.js';
 
 const ready = requireSwarm();
 const newWorld = useSwarmWorld(['ccci-demo']);
@@ -31,40 +31,6 @@ interface Results {
   stages: { name: string; verdict: string; reason?: string }[];
 }
 
-/** The world's warm app of the demo recipe, at 0.1.0+1.0, made as an operator would, with a marker in its volume. */
-async function warmApp(world: World): Promise<string> {
-  const domain = `warm-demo.${world.base}`;
-  const env = { ...process.env, ...world.env };
-  for (const args of [
-    ['recipe', 'fetch', 'ccci-demo', '--no-input'],
-    ['app', 'new', 'ccci-demo', OLD, '--server', 'default', '--domain', domain, '--secrets', '--no-input'],
-    ['app', 'deploy', domain, '--no-input'],
-  ])
-    await execa('abra', args, { env });
-  await execa('docker', ['exec', (await appContainer(domain))!, 'sh', '-c', 'echo warm-data > /var/www/.warm-marker']);
-  return domain;
-}
-
-/** The warm app is back as it was: its version deployed and in its .env, its data, its page, no record. */
-async function assertWarmAsItWas(world: World, domain: string): Promise<void> {
-  const stack = domain.replaceAll('.', '_');
-  const { stdout: labels } = await execa('docker', [
-    'service',
-    'inspect',
-    `${stack}_app`,
-    '--format',
-    `{{index .Spec.Labels "coop-cloud.${stack}.version"}}`,
-  ]);
-  expect(labels.trim()).toBe(OLD);
-  expect(readFileSync(envFile(world, domain), 'utf8')).toMatch(
-    new RegExp(`^TYPE=ccci-demo:${OLD.replaceAll('.', '\\.').replace('+', '\\+')}$`, 'm'),
-  );
-  const container = (await appContainer(domain))!;
-  expect((await execa('docker', ['exec', container, 'cat', '/var/www/.warm-marker'])).stdout).toBe('warm-data');
-  expect((await execa('docker', ['exec', container, 'wget', '-q', '-O', '-', 'http://127.0.0.1/'])).stdout).toContain(`ccci-demo ${OLD}`);
-  expect(existsSync(join(world.runs, 'warm', `${domain}.json`))).toBe(false);
-}
-
 function quick(world: World, id: string, warm: string, env: NodeJS.ProcessEnv = {}): Helper {
   return startCli(['run', '--quick'], { env: { ...world.env, RECIPE: 'ccci-demo', CCCI_RUN_ID: id, CCCI_WARM_APPS: warm, ...env } });
 }
@@ -75,23 +41,13 @@ function results(world: World, id: string): Results {
 
 /** A forge with the demo recipe's PR head `broken`: its app exits at once, so it never converges. */
 function brokenHead(world: World): NodeJS.ProcessEnv {
-  const forge = tempDir('ccci-forge-');
-  const work = join(forge, 'work');
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: work, stdio: 'ignore' });
-  execFileSync('git', ['clone', '-q', join(world.env.CCCI_TEST_RECIPE_REMOTE_BASE!, 'ccci-demo'), work], { stdio: 'ignore' });
-  git('checkout', '-q', '-b', 'broken');
-  const compose = join(work, 'compose.yml');
-  execFileSync('sed', ['-i', 's/httpd -f -p 80 -h \\/var\\/www\\/html/false/', compose]);
-  git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qam', 'a PR head that never converges');
-  execFileSync('git', ['clone', '-q', '--bare', work, join(forge, 'owner', 'ccci-demo.git')], { stdio: 'ignore' });
-  execFileSync('git', ['-C', join(forge, 'owner', 'ccci-demo.git'), 'fetch', '-q', work, 'broken:broken'], { stdio: 'ignore' });
-  return { CCCI_GIT_BASE: `file://${forge}`, SRC: 'owner/ccci-demo', REF: 'broken' };
+  return forgeHead(world, 'broken', 's/httpd -f -p 80 -h \\/var\\/www\\/html/false/', 'a PR head that never converges');
 }
 
 describe.skipIf(!ready)('the quick lane on a real swarm and ingress', () => {
   it('upgrades the warm app in place, tests it, and rolls it back to its version with its data', { timeout: RUN_MS }, async () => {
     const world = newWorld();
-    const warm = await warmApp(world);
+    const warm = await warmApp(world, OLD);
     const green = quick(world, 'green', warm);
     expect(await green.exited, green.output()).toEqual({ code: 0, signal: null });
     // The tests ran against the code under test, on the warm app.
@@ -105,14 +61,14 @@ describe.skipIf(!ready)('the quick lane on a real swarm and ingress', () => {
         { name: 'custom', verdict: 'pass' },
       ],
     });
-    await assertWarmAsItWas(world, warm);
+    await assertWarmAsItWas(world, warm, OLD);
     // No app of the run's own.
     expect((await world.leftovers()).filter((name) => name.startsWith(domainOf(world, 'ccci-demo').replaceAll('.', '_')))).toEqual([]);
   });
 
   it('a PR head that cannot converge fails upgrade; the rollback still brings the warm app back; exit 1', { timeout: RUN_MS }, async () => {
     const world = newWorld();
-    const warm = await warmApp(world);
+    const warm = await warmApp(world, OLD);
     const ops = operatorTests(world, 'broken', { 'ccci-demo': { 'ccci.yml': 'env:\n  TIMEOUT: "10"\n' } });
     const red = quick(world, 'broken', warm, { ...brokenHead(world), ...ops });
     expect(await red.exited, red.output()).toEqual({ code: 1, signal: null });
@@ -122,21 +78,21 @@ describe.skipIf(!ready)('the quick lane on a real swarm and ingress', () => {
       { name: 'upgrade', verdict: 'fail' },
       { name: 'custom', verdict: 'skip', reason: 'upgrade failed' },
     ]);
-    await assertWarmAsItWas(world, warm);
+    await assertWarmAsItWas(world, warm, OLD);
   });
 
   it('SIGKILL mid-upgrade: warm-reconcile, and separately the next quick run, complete the rollback first', {
     timeout: RUN_MS,
   }, async () => {
     const world = newWorld();
-    const warm = await warmApp(world);
+    const warm = await warmApp(world, OLD);
     const killMidUpgrade = async (id: string): Promise<void> => {
       const run = quick(world, id, warm);
       await run.waitFor(`$ abra app deploy ${warm} --no-input --chaos --force`, 180_000);
       await new Promise((r) => setTimeout(r, 2_000));
       process.kill(-run.pid, 'SIGKILL');
       await run.exited;
-      expect(existsSync(join(world.runs, 'warm', `${warm}.json`))).toBe(true);
+      expect(existsSync(warmRecordPath(world, warm))).toBe(true);
     };
 
     await killMidUpgrade('killed-1');
@@ -155,12 +111,12 @@ describe.skipIf(!ready)('the quick lane on a real swarm and ingress', () => {
     const log = readFileSync(join(world.runs, 'next', 'run.log'), 'utf8');
     expect(log).toContain(`== warm app ${warm}: run killed-2 (pid `);
     expect(log.indexOf('completing its rollback first')).toBeLessThan(log.indexOf('== stage upgrade =='));
-    await assertWarmAsItWas(world, warm);
+    await assertWarmAsItWas(world, warm, OLD);
   });
 
   it('two quick runs of one recipe serialise on the warm app; a cold run of it overlaps them, all green', { timeout: RUN_MS }, async () => {
     const world = newWorld();
-    const warm = await warmApp(world);
+    const warm = await warmApp(world, OLD);
     const first = quick(world, 'q1', warm, { PR: '1' });
     await first.waitFor(`== warm app lock held: ${warm}`, 120_000);
     const second = quick(world, 'q2', warm, { PR: '2' });
@@ -174,7 +130,7 @@ describe.skipIf(!ready)('the quick lane on a real swarm and ingress', () => {
     expect(coldInstalled).toBeLessThan(secondEnded);
     expect(cold.output()).not.toContain('another run of');
     expect(results(world, 'cold').lane).toBe('cold');
-    await assertWarmAsItWas(world, warm);
+    await assertWarmAsItWas(world, warm, OLD);
   });
 
   it('with no warm app of the recipe, takes the cold lane and says why', { timeout: RUN_MS }, async () => {
