@@ -23,7 +23,6 @@
 // creates empty by design: setupRunAbraDir links the per-run catalogue/ to it).
 //
 // Seed: CCCI_CHAOS_SEED (printed); CCCI_CHAOS_ITERATIONS overrides the iteration count (30).
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -32,6 +31,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { CLI as BUILT_CLI, isGone, startProcess, type Helper, type StartOptions } from '../support/processes.js';
+import { childOf, groupAlive, lockState, runLog, sleep, until } from '../support/chaos.js';
 import { Random, seedFrom } from '../support/random.js';
 import { customSleep, depDomainOf, domainOf, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
@@ -60,16 +60,6 @@ const newWorld = useSwarmWorld(['ccci-demo', 'ccci-other', DEP]);
 
 // ---------------------------------------------------------------------------------------------
 // Observing a run.
-
-/** The run's own log, `<runs>/<id>/run.log`: `<ISO time> <line>` per line. */
-function runLog(world: World, id: string): { at: number; line: string }[] {
-  const path = join(world.runs, id, 'run.log');
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((raw) => ({ at: Date.parse(raw.slice(0, raw.indexOf(' '))), line: raw.slice(raw.indexOf(' ') + 1) }));
-}
 
 /** When the test-only abra was first invoked with argv starting `words` for `domain`. */
 function abraCall(abraLog: string, words: string[], domain: string): number | null {
@@ -113,41 +103,6 @@ function landedIn(starts: Starts, at: number): Landed {
   return landed;
 }
 
-/** The direct child of `pid` (the run a `cc-ci step` wrapper started), or null. */
-function childOf(pid: number): number | null {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    return children ? Number(children.split(/\s+/)[0]) : null;
-  } catch {
-    return null;
-  }
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // What is left of a domain.
 
@@ -177,21 +132,6 @@ async function residue(world: World, domain: string): Promise<string[]> {
   const state = settledLockState(lockfile);
   if (state !== 'absent') left.push(`${state === 'free' ? 'unheld' : 'HELD'} lockfile ${lockfile}`);
   return left;
-}
-
-// flock(1) on a descriptor the shell opened without O_CREAT: exit 0 free, 200 held, 3 no such file.
-const SH_FLOCK = 'flock -n -x -E 200 9 9<"$0" 2>/dev/null; s=$?; [ $s = 0 ] || [ $s = 200 ] || exit 3; exit $s';
-
-/**
- * A lockfile as flock(1) sees it from outside: 'absent', 'free' or 'held'. The file is opened
- * by the shell without O_CREAT (`flock <path>` would create it, racing a janitor's unlink).
- */
-function lockState(path: string): 'absent' | 'free' | 'held' {
-  const probe = spawnSync('sh', ['-c', SH_FLOCK, path]);
-  if (probe.status === 3) return 'absent';
-  if (probe.status === 200) return 'held';
-  if (probe.status === 0) return 'free';
-  throw new Error(`flock(1) on ${path}: exit ${probe.status} ${String(probe.stderr)}`);
 }
 
 /**

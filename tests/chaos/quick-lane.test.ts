@@ -23,7 +23,6 @@
 // is a no-op and the app must end each iteration exactly as it began.
 //
 // Seed: CCCI_CHAOS_SEED (printed); CCCI_CHAOS_QUICK_ITERATIONS overrides the iteration count (8).
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -31,6 +30,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { CLI, isGone, startCli, type Helper } from '../support/processes.js';
+import { childOf, groupAlive, lockState, runLog, sleep, until } from '../support/chaos.js';
 import { Random, seedFrom } from '../support/random.js';
 import { appContainer, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 import { assertWarmAsItWas, forgeHead, MARKER, warmApp, warmRecordPath } from '../support/warm.js';
@@ -52,16 +52,6 @@ const newWorld = useSwarmWorld(['ccci-demo']);
 
 // ---------------------------------------------------------------------------------------------
 // Observing a run.
-
-/** The run's own log, `<runs>/<id>/run.log`: `<ISO time> <line>` per line. */
-function runLog(world: World, id: string): { at: number; line: string }[] {
-  const path = join(world.runs, id, 'run.log');
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((raw) => ({ at: Date.parse(raw.slice(0, raw.indexOf(' '))), line: raw.slice(raw.indexOf(' ') + 1) }));
-}
 
 /** The line each phase is aimed from (null: the run's start). */
 function aimMarkers(warm: string): Record<Phase, string | null> {
@@ -101,49 +91,6 @@ function landedIn(starts: Starts, at: number): Landed {
   let landed: Phase = 'before-record';
   for (const phase of PHASES) if (starts.landing[phase] !== null && starts.landing[phase]! <= at) landed = phase;
   return landed;
-}
-
-/** The direct child of `pid` (the run a `cc-ci step` wrapper started), or null. */
-function childOf(pid: number): number | null {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    return children ? Number(children.split(/\s+/)[0]) : null;
-  } catch {
-    return null;
-  }
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, timeoutMs: number, probe: () => T | null | undefined | false): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-// flock(1) on a descriptor the shell opened without O_CREAT: exit 0 free, 200 held, 3 no such file.
-const SH_FLOCK = 'flock -n -x -E 200 9 9<"$0" 2>/dev/null; s=$?; [ $s = 0 ] || [ $s = 200 ] || exit 3; exit $s';
-
-/** A lockfile as flock(1) sees it from outside, without creating it: 'absent', 'free' or 'held'. */
-function lockState(path: string): 'absent' | 'free' | 'held' {
-  const probe = spawnSync('sh', ['-c', SH_FLOCK, path]);
-  if (probe.status === 3) return 'absent';
-  if (probe.status === 200) return 'held';
-  if (probe.status === 0) return 'free';
-  throw new Error(`flock(1) on ${path}: exit ${probe.status} ${String(probe.stderr)}`);
 }
 
 /** The JSON document a `--json` command printed last (its log lines come first, on stderr). */

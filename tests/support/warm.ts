@@ -2,7 +2,7 @@
 // (docs/recipes.md#the-quick-lane): made as an operator would, checked as the lane promises to leave
 // it, and a PR head of the recipe served from a file:// forge for a run to test.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { execa } from 'execa';
@@ -14,16 +14,22 @@ import { appContainer, envFile, type World } from './swarm.js';
 /** A file in the warm app's volume: its data, which every rollback must restore. */
 export const MARKER = '/var/www/.warm-marker';
 
-/** The world's warm app of the demo recipe, at `version`, made as an operator would, with MARKER reading `warm-data`. */
-export async function warmApp(world: World, version: string): Promise<string> {
+/**
+ * The world's warm app of the demo recipe, at `version`, made as an operator would, with MARKER
+ * reading `warm-data`; `settings` are added to its .env before it deploys (DEMO_BACKUP=false, say).
+ */
+export async function warmApp(world: World, version: string, settings: Record<string, string> = {}): Promise<string> {
   const domain = `warm-demo.${world.base}`;
   const env = { ...process.env, ...world.env };
-  for (const args of [
-    ['recipe', 'fetch', 'ccci-demo', '--no-input'],
-    ['app', 'new', 'ccci-demo', version, '--server', 'default', '--domain', domain, '--secrets', '--no-input'],
-    ['app', 'deploy', domain, '--no-input'],
-  ])
-    await execa('abra', args, { env });
+  await execa('abra', ['recipe', 'fetch', 'ccci-demo', '--no-input'], { env });
+  await execa('abra', ['app', 'new', 'ccci-demo', version, '--server', 'default', '--domain', domain, '--secrets', '--no-input'], { env });
+  appendFileSync(
+    envFile(world, domain),
+    Object.entries(settings)
+      .map(([key, value]) => `${key}=${value}\n`)
+      .join(''),
+  );
+  await execa('abra', ['app', 'deploy', domain, '--no-input'], { env });
   await execa('docker', ['exec', (await appContainer(domain))!, 'sh', '-c', `echo warm-data > ${MARKER}`]);
   return domain;
 }

@@ -1,0 +1,71 @@
+// What the chaos suites share: reading a run's timestamped log, finding a `cc-ci step` wrapper's
+// run, watching a process group go, waiting for a condition, and a lockfile's state as flock(1)
+// sees it from outside.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { World } from './swarm.js';
+
+/** The run's own log, `<runs>/<id>/run.log`: `<ISO time> <line>` per line. */
+export function runLog(world: World, id: string): { at: number; line: string }[] {
+  const path = join(world.runs, id, 'run.log');
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((raw) => ({ at: Date.parse(raw.slice(0, raw.indexOf(' '))), line: raw.slice(raw.indexOf(' ') + 1) }));
+}
+
+/** The direct child of `pid` (the run a `cc-ci step` wrapper started), or null. */
+export function childOf(pid: number): number | null {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return children ? Number(children.split(/\s+/)[0]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether any process of the group `pgid` is alive. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` every 5 ms until it gives a value; throws, naming `what`, after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+// flock(1) on a descriptor the shell opened without O_CREAT: exit 0 free, 200 held, 3 no such file.
+const SH_FLOCK = 'flock -n -x -E 200 9 9<"$0" 2>/dev/null; s=$?; [ $s = 0 ] || [ $s = 200 ] || exit 3; exit $s';
+
+/**
+ * A lockfile as flock(1) sees it from outside: 'absent', 'free' or 'held'. The file is opened
+ * by the shell without O_CREAT (`flock <path>` would create it, racing a janitor's unlink).
+ */
+export function lockState(path: string): 'absent' | 'free' | 'held' {
+  const probe = spawnSync('sh', ['-c', SH_FLOCK, path]);
+  if (probe.status === 3) return 'absent';
+  if (probe.status === 200) return 'held';
+  if (probe.status === 0) return 'free';
+  throw new Error(`flock(1) on ${path}: exit ${probe.status} ${String(probe.stderr)}`);
+}
