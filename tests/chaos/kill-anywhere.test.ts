@@ -22,7 +22,7 @@
 // canonical ~/.abra unchanged apart from servers/ (and its catalogue/ dir, which the first run
 // creates empty by design: setupRunAbraDir links the per-run catalogue/ to it).
 //
-// Seed: CCCI_CHAOS_SEED (printed); CCCI_CHAOS_ITERATIONS overrides the iteration count (30).
+// Seed: CCCI_CHAOS_SEED (printed); CCCI_CHAOS_ITERATIONS overrides the iteration count (21: three kills per phase).
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -36,7 +36,7 @@ import { Random, seedFrom } from '../support/random.js';
 import { customSleep, depDomainOf, domainOf, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
 const SEED = seedFrom('CCCI_CHAOS_SEED', 20_261_126);
-const ITERATIONS = Number(process.env.CCCI_CHAOS_ITERATIONS || 30);
+const ITERATIONS = Number(process.env.CCCI_CHAOS_ITERATIONS || 21);
 /** How long each companion run sits in its custom stage. */
 const COMPANION_SLEEP_S = 40;
 /** Iterations run this many at a time, in lanes (their runs, kills and sweeps overlap). */
