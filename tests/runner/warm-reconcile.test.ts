@@ -30,6 +30,8 @@ describe('cc-ci warm-reconcile', () => {
       PATH: `${join(FIXTURES, 'abra')}:${process.env.PATH}`,
       CCCI_TEST_RECIPE_REMOTE_BASE: remote,
       CCCI_APP_LOCK_DIR: locks,
+      // Where quick-lane recovery records are looked for: this test's, never the host's default.
+      CCCI_RUNS_DIR: join(home, 'runs'),
       ABRA_DIR: join(home, 'a-per-run-dir-it-must-ignore'),
     };
     const warm = startCli(['warm-reconcile', '--apps', `${behind},${busy}`, '--dry-run', '--json'], { env });
