@@ -31,7 +31,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { CLI as BUILT_CLI, isGone, startProcess, type Helper, type StartOptions } from '../support/processes.js';
-import { childOf, groupAlive, lockState, runLog, sleep, until } from '../support/chaos.js';
+import { childOf, killRun, lockState, runLog, sleep, until } from '../support/chaos.js';
 import { Random, seedFrom } from '../support/random.js';
 import { customSleep, depDomainOf, domainOf, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
@@ -444,18 +444,9 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       const delayMs = Math.round(r.float() * 0.85 * estimate[aimed]);
       await sleep(delayMs);
       const killAt = Date.now();
-      if (how === 'group') {
-        process.kill(-runPid, 'SIGKILL');
-        await helper.exited;
-        await until(`run ${id}'s process group to go`, 10_000, () => !groupAlive(runPid));
-      } else {
-        process.kill(helper.pid, 'SIGKILL');
-        await helper.exited;
-        // The run's parent-death signal takes over: it tears down by itself and exits.
-        await until(`run ${id} (pid ${runPid}) to finish after its wrapper died`, 240_000, () => isGone(runPid));
-        await until(`run ${id}'s process group to go`, 30_000, () => !groupAlive(runPid));
-        stepRuns.delete(runPid);
-      }
+      // A wrapper kill: the run's parent-death signal takes over, and it tears down by itself.
+      await killRun(how, helper, runPid, id);
+      if (how === 'step-wrapper') stepRuns.delete(runPid);
 
       const starts = phaseStarts(world, id, domain, dep, abraLog);
       const landed = landedIn(starts, killAt);

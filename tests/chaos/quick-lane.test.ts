@@ -29,8 +29,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
-import { CLI, isGone, startCli, type Helper } from '../support/processes.js';
-import { childOf, groupAlive, lockState, runLog, sleep, until } from '../support/chaos.js';
+import { CLI, startCli, type Helper } from '../support/processes.js';
+import { childOf, killRun, lockState, runLog, sleep, until } from '../support/chaos.js';
 import { Random, seedFrom } from '../support/random.js';
 import { appContainer, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 import { assertWarmAsItWas, forgeHead, MARKER, warmApp, warmRecordPath } from '../support/warm.js';
@@ -243,18 +243,9 @@ describe.skipIf(!ready)('quick-lane chaos on the real swarm', () => {
       const delayMs = Math.round(r.float() * 0.8 * span);
       await sleep(delayMs);
       const killAt = Date.now();
-      if (how === 'group') {
-        process.kill(-runPid, 'SIGKILL');
-        await helper.exited;
-        await until(`run ${id}'s process group to go`, 10_000, () => !groupAlive(runPid));
-      } else {
-        process.kill(helper.pid, 'SIGKILL');
-        await helper.exited;
-        // The run's parent-death signal takes over: it rolls back by itself and exits.
-        await until(`run ${id} (pid ${runPid}) to finish after its wrapper died`, 240_000, () => isGone(runPid));
-        await until(`run ${id}'s process group to go`, 30_000, () => !groupAlive(runPid));
-        stepRuns.delete(runPid);
-      }
+      // A wrapper kill: the run's parent-death signal takes over, and it rolls back by itself.
+      await killRun(how, helper, runPid, id);
+      if (how === 'step-wrapper') stepRuns.delete(runPid);
 
       const starts = phaseStarts(world, id, warm, spawned);
       const landed = landedIn(starts, killAt);

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { isGone, type Helper } from './processes.js';
 import type { World } from './swarm.js';
 
 /** The run's own log, `<runs>/<id>/run.log`: `<ISO time> <line>` per line. */
@@ -68,4 +69,22 @@ export function lockState(path: string): 'absent' | 'free' | 'held' {
   if (probe.status === 200) return 'held';
   if (probe.status === 0) return 'free';
   throw new Error(`flock(1) on ${path}: exit ${probe.status} ${String(probe.stderr)}`);
+}
+
+/**
+ * SIGKILLs a run: its whole process group (`group`: a crashed runner, no teardown at all), or only
+ * the `cc-ci step` wrapper `helper` it runs under (`step-wrapper`: the run's parent-death signal
+ * makes it tear down by itself). Resolves once the run and its group are gone.
+ */
+export async function killRun(how: 'group' | 'step-wrapper', helper: Helper, runPid: number, id: string): Promise<void> {
+  if (how === 'group') {
+    process.kill(-runPid, 'SIGKILL');
+    await helper.exited;
+    await until(`run ${id}'s process group to go`, 10_000, () => !groupAlive(runPid));
+    return;
+  }
+  process.kill(helper.pid, 'SIGKILL');
+  await helper.exited;
+  await until(`run ${id} (pid ${runPid}) to finish after its wrapper died`, 240_000, () => isGone(runPid));
+  await until(`run ${id}'s process group to go`, 30_000, () => !groupAlive(runPid));
 }
