@@ -10,7 +10,7 @@ import { type RunStateFiles, writeFileAtomically } from '../../lib/run-state.js'
 import type { HostTools } from '../host/tools.js';
 import { type DepContract, readContract, setEnvKeys } from './contract.js';
 import { takeApp } from './deploy.js';
-import { checkHealth, type IngressConfig } from './health.js';
+import { checkHealth, healthSpec, type IngressConfig } from './health.js';
 import { declaresSecrets, fetchRecipe, publishedVersions } from './recipe.js';
 import type { Check } from './results.js';
 
@@ -95,9 +95,7 @@ async function deployDep(ctx: DepsContext, dep: DepContract, record: DepResult):
   await abra.appDeploy(domain);
   await docker.waitConverged(stack, ctx.convergeTimeoutMs);
   await docker.waitHealthy(stack, ctx.convergeTimeoutMs);
-  const { health } = contract;
-  const spec = { path: health.path, status: health.status, timeoutMs: health.timeoutSeconds * 1000 };
-  const check = await checkHealth({ ingress: ctx.ingress, domain, spec, signal, log });
+  const check = await checkHealth({ ingress: ctx.ingress, domain, spec: healthSpec(contract.health), signal, log });
   ctx.health.push(check);
   if (check.verdict === 'fail') throw new CcciError('ERR_CCCI_HEALTH', check.reason!);
 }

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { InputError } from '../../lib/errors.js';
 import type { Log } from '../host/log.js';
+import type { HealthContract } from './contract.js';
 import type { Check } from './results.js';
 
 /** Where and how to reach apps: from CCCI_INGRESS, CCCI_INGRESS_CA and CCCI_HEALTH. */
@@ -50,6 +51,11 @@ export function parseIngress(env: NodeJS.ProcessEnv = process.env): IngressConfi
     ca.push(pem);
   }
   return { enabled: health === 'on', host: match[1]!.replace(/^\[|\]$/g, ''), port, address: text, caFile, ca };
+}
+
+/** The check a recipe's ccci.yml `health` asks for. */
+export function healthSpec(health: HealthContract): HealthSpec {
+  return { path: health.path, status: health.status, timeoutMs: health.timeoutSeconds * 1000 };
 }
 
 export interface HealthSpec {

@@ -8,19 +8,17 @@ import { acquireAppLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
 import { deployCount, recordDeploy, writeFileAtomically } from '../../lib/run-state.js';
 import type { HostTools } from '../host/tools.js';
-import { exec } from '../host/exec.js';
 import { setEnvKeys } from './contract.js';
 import { checkHealth, type IngressConfig } from './health.js';
-import { backupCapable, checkout, publishedVersions } from './recipe.js';
+import { backupCapable, checkout, cleanTree, publishedVersions } from './recipe.js';
 import { parseAppType } from './recipe-files.js';
 import type { RunResults } from './results.js';
 import { hook, runStages, settle, type StageContext, type StageOutcome } from './stages.js';
 import { readRecord, recordPath, removeRecord, snapshotDir, type WarmRecord, type WarmSnapshot, writeRecord } from './warm-record.js';
 
+/** The recipe's warm app; the version it is at is read under its lock (takeWarmApp). */
 export interface WarmApp {
   domain: string;
-  /** The version its .env's TYPE named when the lane was chosen (read again under the lock). */
-  version: string;
 }
 
 /** The recipe's deployed warm app among `warmApps` (the first whose .env says TYPE=<recipe>), or why there is none. */
@@ -32,7 +30,7 @@ export async function findWarmApp(recipe: string, warmApps: readonly string[], t
     if (type?.recipe !== recipe) continue;
     if ((await tools.docker.names('service', stackName(domain))).length === 0) return { reason: `the warm app ${domain} is not deployed` };
     if (type.version === null) return { reason: `the warm app ${domain} has no version in its .env (TYPE=${recipe})` };
-    return { domain, version: type.version };
+    return { domain };
   }
   return { reason: `no app among CCCI_WARM_APPS (${warmApps.join(', ')}) is of ${recipe}` };
 }
@@ -65,11 +63,8 @@ export async function rollbackWarm(record: WarmRecord, ctx: RollbackContext): Pr
   log(`== rollback: ${domain} back to ${version} ==`);
   writeFileAtomically(abra.envPath(domain), record.env);
   // abra deploys a version only from a clean tree: the code under test and a hook's overlays go.
-  for (const args of [
-    ['checkout', '--quiet', '--force', version],
-    ['clean', '-ffdxq'],
-  ])
-    await exec('git', ['-C', ctx.tree, ...args], { signal, log, tag: '[git]' });
+  await checkout(ctx.tree, version);
+  await cleanTree(ctx.tree);
   await abra.appDeploy(domain, { version, force: true });
   const snapshot = record.snapshot;
   if (snapshot?.kind === 'backup') await abra.restore(domain, snapshot.id ?? undefined);
@@ -198,7 +193,7 @@ export async function runQuickLane(
 ): Promise<void> {
   const { ctx, results } = lane;
   const warm = {
-    ...lane.warm,
+    domain: lane.warm.domain,
     version: await takeWarmApp(lane.warm, { ...lane.rollbackContext(ctx.signal), recipe: ctx.recipe, head: ctx.head }),
   };
   const record: WarmRecord = {

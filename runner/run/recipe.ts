@@ -67,6 +67,11 @@ export async function checkout(dir: string, ref: string): Promise<void> {
   await git(dir, ['checkout', '--quiet', '--force', ref]);
 }
 
+/** Removes every file the tree's checkout does not have (a hook's overlays): abra deploys a version only from a clean tree. */
+export async function cleanTree(dir: string): Promise<void> {
+  await git(dir, ['clean', '-ffdxq']);
+}
+
 /**
  * What the tree has besides its checkout: the paths `git status --porcelain` lists (the overlays a
  * hook copied in, say). abra deploys a tagged version only from a tree without any.

@@ -17,7 +17,7 @@ import type { RunConfig } from './config.js';
 import { type CcciContract, readContract, setEnvKeys } from './contract.js';
 import { deployApp } from './deploy.js';
 import { deployDeps } from './deps.js';
-import type { IngressConfig } from './health.js';
+import { healthSpec, type IngressConfig } from './health.js';
 import { chooseLane, runQuickLane } from './quick.js';
 import { fetchRecipe, headCommit } from './recipe.js';
 import { assembleTests } from './recipe-tests.js';
@@ -172,7 +172,7 @@ function stageContext(
     ...{ recipe: config.recipe, domain, stack, runId: run.runId, tree: recipe.tree, head: recipe.head, tests: recipe.tests },
     scriptEnv: contractEnv(config, env, { domain, stack, tree: recipe.tree, state, artifacts: join(run.dir, 'artifacts') }),
     envKeys: env,
-    health: { path: health.path, status: health.status, timeoutMs: health.timeoutSeconds * 1000 },
+    health: healthSpec(health),
     ...{ testTimeoutMs: config.testTimeoutMs, ingress, convergeTimeoutMs },
     state,
     signal,

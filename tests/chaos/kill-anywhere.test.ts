@@ -31,7 +31,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { CLI as BUILT_CLI, isGone, startProcess, type Helper, type StartOptions } from '../support/processes.js';
-import { childOf, killRun, lockState, runLog, sleep, until } from '../support/chaos.js';
+import { childOf, countByPhase, killGroups, killRun, lockState, runLog, sleep, until } from '../support/chaos.js';
 import { Random, seedFrom } from '../support/random.js';
 import { customSleep, depDomainOf, domainOf, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
@@ -616,17 +616,8 @@ describe.skipIf(!ready)('kill-anywhere chaos on the real swarm', () => {
       ).toEqual([]);
     } finally {
       stopping = true;
-      for (const pid of stepRuns) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      const byPhase = (how?: Kill['how']): string =>
-        [...PHASES, 'after-exit' as const]
-          .map((phase) => `${phase} ${kills.filter((k) => k.landed === phase && (how === undefined || k.how === how)).length}`)
-          .join(', ');
+      killGroups(stepRuns);
+      const byPhase = (how?: Kill['how']): string => countByPhase(kills, [...PHASES, 'after-exit'], how);
       const aimedOff = kills.filter((k) => k.aimed !== k.landed).map((k) => `#${k.iteration} ${k.aimed}->${k.landed}`);
       console.log(
         [

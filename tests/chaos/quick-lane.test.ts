@@ -30,7 +30,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import { CLI, startCli, type Helper } from '../support/processes.js';
-import { childOf, killRun, lockState, runLog, sleep, until } from '../support/chaos.js';
+import { childOf, countByPhase, killGroups, killRun, lockState, runLog, sleep, until } from '../support/chaos.js';
 import { Random, seedFrom } from '../support/random.js';
 import { appContainer, envFile, operatorTests, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 import { assertWarmAsItWas, forgeHead, MARKER, warmApp, warmRecordPath } from '../support/warm.js';
@@ -323,17 +323,8 @@ describe.skipIf(!ready)('quick-lane chaos on the real swarm', () => {
     try {
       for (let i = 1; i <= ITERATIONS; i++) await iteration(i);
     } finally {
-      for (const pid of stepRuns) {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      const byPhase = (how?: Kill['how']): string =>
-        [...PHASES, 'after-rollback' as const]
-          .map((phase) => `${phase} ${kills.filter((k) => k.landed === phase && (how === undefined || k.how === how)).length}`)
-          .join(', ');
+      killGroups(stepRuns);
+      const byPhase = (how?: Kill['how']): string => countByPhase(kills, [...PHASES, 'after-rollback'], how);
       const offAim = kills.filter((k) => k.aimed !== k.landed).map((k) => `#${k.iteration} ${k.aimed}->${k.landed}`);
       const recoveries = (['warm-reconcile', 'next quick run'] as const)
         .map((how) => {

@@ -88,3 +88,21 @@ export async function killRun(how: 'group' | 'step-wrapper', helper: Helper, run
   await until(`run ${id} (pid ${runPid}) to finish after its wrapper died`, 240_000, () => isGone(runPid));
   await until(`run ${id}'s process group to go`, 30_000, () => !groupAlive(runPid));
 }
+
+/** SIGKILLs each process group still there (runs whose wrapper a test killed): nothing outlives the test. */
+export function killGroups(pgids: Iterable<number>): void {
+  for (const pgid of pgids) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** `<phase> <count>, …`: how many kills landed in each of `phases`, of one way of killing when `how` is given. */
+export function countByPhase(kills: readonly { landed: string; how: string }[], phases: readonly string[], how?: string): string {
+  return phases
+    .map((phase) => `${phase} ${kills.filter((k) => k.landed === phase && (how === undefined || k.how === how)).length}`)
+    .join(', ');
+}
