@@ -7,6 +7,7 @@ import { abraDir } from '../../lib/abra-dir.js';
 import { InputError } from '../../lib/errors.js';
 import { exec, type ExecOptions } from './exec.js';
 import type { Log } from './log.js';
+import { timings } from './timings.js';
 
 export interface AbraContext {
   server: string;
@@ -51,7 +52,10 @@ export function abraClient(context: AbraContext): Abra {
   const abra = async (args: string[], timeoutMs: number): Promise<string> => {
     const options: ExecOptions = { signal: context.signal, log: context.log, timeoutMs, tag: '[abra]' };
     context.log(`  $ abra ${args.join(' ')}`);
-    return (await exec('abra', args, options)).stdout;
+    // Named by its words before the first flag: `abra app deploy <domain> <version>`.
+    const firstFlag = args.findIndex((arg) => arg.startsWith('-'));
+    const span = `abra ${args.slice(0, firstFlag < 0 ? args.length : firstFlag).join(' ')}`;
+    return (await timings.span(span, () => exec('abra', args, options))).stdout;
   };
   const done = async (call: Promise<string>): Promise<void> => void (await call);
   const envPath = (domain: string): string => join(abraDir(), 'servers', context.server, `${domain}.env`);

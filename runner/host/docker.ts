@@ -1,10 +1,13 @@
 // The docker CLI, as the runner uses it: what a stack owns (services, volumes, secrets,
 // containers), whether its services have converged, and the primitives teardown falls back on.
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { CcciError, InputError } from '../../lib/errors.js';
+import { type EngineEvent, engineGet, engineSocket, eventFeed, filters } from './engine.js';
 import { exec } from './exec.js';
 import type { Log } from './log.js';
+import { timings, wallNowMs } from './timings.js';
 
 export interface DockerContext {
   log: Log;
@@ -67,12 +70,111 @@ export interface Docker {
   loadVolume(volume: string, image: string, dir: string, file: string): Promise<void>;
 }
 
+/** Between checks when no event stream is up (a TCP or SSH DOCKER_HOST, a stream that died). */
 const POLL_MS = 1_000;
+/** Between checks while the stream is up: only a safety net for an event the stream lost. */
+const SLOW_POLL_MS = 5_000;
+/**
+ * Re-checks after an event that did not end the wait: swarm's task counts trail the container
+ * events that change them by a few milliseconds (docs/concurrency.md#waits).
+ */
+const LAG_RECHECKS_MS = [10, 25, 50, 100, 200, 400];
 const NETWORK_SETTLE_MS = 60_000;
+
+/** A container of a stack, as `docker ps` shows it. */
+interface ContainerState {
+  name: string;
+  status: string;
+}
+
+/** The state reads a wait repeats: through the Engine's socket when it has one, else the CLI. */
+interface StateReads {
+  services(stack: string): Promise<ServiceState[]>;
+  containers(stack: string, all: boolean): Promise<ContainerState[]>;
+  networks(stack: string): Promise<string[]>;
+  /** The stack's swarm tasks, in any state: a task holds its networks until swarm deletes it. */
+  tasks(stack: string): Promise<{ name: string }[]>;
+}
+
+interface EngineService {
+  Spec: { Name: string };
+  ServiceStatus?: { RunningTasks: number; DesiredTasks: number };
+  UpdateStatus?: { State?: string };
+}
+
+function engineReads(socket: string, signal?: AbortSignal): StateReads {
+  const own = <T extends { name: string }>(stack: string, items: T[]): T[] => items.filter((item) => item.name.startsWith(`${stack}_`));
+  return {
+    services: async (stack) => {
+      const list = await engineGet<EngineService[]>(socket, `/services?status=true&${filters({ name: [`${stack}_`] })}`, signal);
+      const states = list.map((s) => ({
+        name: s.Spec.Name,
+        running: s.ServiceStatus?.RunningTasks ?? 0,
+        desired: s.ServiceStatus?.DesiredTasks ?? 0,
+        update: s.UpdateStatus?.State ?? '',
+      }));
+      return own(stack, states).sort((a, b) => a.name.localeCompare(b.name));
+    },
+    containers: async (stack, all) => {
+      const query = `${all ? 'all=1&' : ''}${filters({ label: [`com.docker.stack.namespace=${stack}`] })}`;
+      const list = await engineGet<{ Names: string[]; Status: string }[]>(socket, `/containers/json?${query}`, signal);
+      return list.map((c) => ({ name: (c.Names[0] ?? '').replace(/^\//, ''), status: c.Status }));
+    },
+    networks: async (stack) => {
+      const list = await engineGet<{ Name: string }[]>(socket, `/networks?${filters({ name: [`${stack}_`] })}`, signal);
+      return own(
+        stack,
+        list.map((n) => ({ name: n.Name })),
+      ).map((n) => n.name);
+    },
+    tasks: async (stack) => {
+      const list = await engineGet<{ ID: string }[]>(
+        socket,
+        `/tasks?${filters({ label: [`com.docker.stack.namespace=${stack}`] })}`,
+        signal,
+      );
+      return list.map((task) => ({ name: `task ${task.ID}` }));
+    },
+  };
+}
+
+/** Connection errors of a socket that is absent or not ours to open. */
+const UNREACHABLE = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'EPERM']);
+
+/** `engine`'s reads until the socket proves unreachable, then `cli`'s for good (said once through `tell`). */
+function fallingBack(engine: StateReads, cli: StateReads, tell: (why: string) => void): StateReads {
+  let current = engine;
+  const guard = async <T>(call: (from: StateReads) => Promise<T>): Promise<T> => {
+    try {
+      return await call(current);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (current === cli || code === undefined || !UNREACHABLE.has(code)) throw error;
+      current = cli;
+      tell(code);
+      return await call(cli);
+    }
+  };
+  return {
+    services: (stack) => guard((from) => from.services(stack)),
+    containers: (stack, all) => guard((from) => from.containers(stack, all)),
+    networks: (stack) => guard((from) => from.networks(stack)),
+    tasks: (stack) => guard((from) => from.tasks(stack)),
+  };
+}
+
+/** Whether `event` concerns `stack`: its services, their containers, its networks. */
+function aboutStack(stack: string, event: EngineEvent): boolean {
+  const attributes = event.Actor.Attributes ?? {};
+  if (event.Type === 'container') return attributes['com.docker.stack.namespace'] === stack;
+  return (attributes.name ?? '').startsWith(`${stack}_`);
+}
 
 export function dockerClient(context: DockerContext): Docker {
   const docker = async (args: string[], timeoutMs = 120_000): Promise<string> =>
     (await exec('docker', args, { signal: context.signal, log: context.log, quiet: true, timeoutMs, tag: '[docker]' })).stdout;
+  const socket = engineSocket();
+  const feed = socket === null ? null : eventFeed(socket);
 
   const names = async (kind: ResourceKind, stack: string): Promise<string[]> => {
     const prefix = `${stack}_`;
@@ -91,44 +193,112 @@ export function dockerClient(context: DockerContext): Docker {
     return kind === 'container' ? all : all.filter((n) => n.startsWith(prefix));
   };
 
-  const services = async (stack: string): Promise<ServiceState[]> => {
-    const replicas = parseReplicas(await docker(['service', 'ls', '--filter', `name=${stack}_`, '--format', '{{.Name}} {{.Replicas}}']));
-    const own = [...replicas.keys()].filter((n) => n.startsWith(`${stack}_`));
-    if (own.length === 0) return [];
-    const updates = (await docker(['service', 'inspect', ...own, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'])).split(
-      '\n',
-    );
-    return own.map((name, i) => ({ name, ...replicas.get(name)!, update: (updates[i] ?? '').trim() }));
+  const cliReads: StateReads = {
+    services: async (stack) => {
+      const replicas = parseReplicas(await docker(['service', 'ls', '--filter', `name=${stack}_`, '--format', '{{.Name}} {{.Replicas}}']));
+      const own = [...replicas.keys()].filter((n) => n.startsWith(`${stack}_`));
+      if (own.length === 0) return [];
+      const updates = (
+        await docker(['service', 'inspect', ...own, '--format', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'])
+      ).split('\n');
+      return own.map((name, i) => ({ name, ...replicas.get(name)!, update: (updates[i] ?? '').trim() }));
+    },
+    containers: async (stack, all) => {
+      const out = await docker([
+        ...['ps', ...(all ? ['-a'] : []), '--filter', `label=com.docker.stack.namespace=${stack}`],
+        ...['--format', '{{.Names}}\t{{.Status}}'],
+      ]);
+      return out
+        .split('\n')
+        .filter((line) => line.trim())
+        .map((line) => {
+          const [name, status] = line.split('\t');
+          return { name: name!.trim(), status: status ?? '' };
+        });
+    },
+    networks: (stack) => names('network', stack),
+    tasks: async (stack) => {
+      try {
+        return (await docker(['stack', 'ps', stack, '--format', '{{.ID}}']))
+          .split('\n')
+          .filter((id) => id.trim())
+          .map((id) => ({ name: `task ${id.trim()}` }));
+      } catch (error) {
+        // `docker stack ps` fails on a stack with no task left: that is the answer wanted.
+        if (/nothing found in stack/.test((error as Error).message)) return [];
+        throw error;
+      }
+    },
   };
+  const reads =
+    socket === null
+      ? cliReads
+      : fallingBack(engineReads(socket, context.signal), cliReads, (why) =>
+          context.log(`  docker engine socket ${socket} cannot be reached (${why}): waits read through the docker CLI`),
+        );
 
-  const until = async (what: string, timeoutMs: number, check: () => Promise<string | null>): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    let last: string | null = 'not checked yet';
-    while (Date.now() < deadline) {
-      last = await check();
-      if (last === null) return;
-      await sleep(POLL_MS, undefined, { signal: context.signal });
-    }
-    throw new CcciError('ERR_CCCI_WAIT_TIMEOUT', `${what} within ${Math.round(timeoutMs / 1000)} s: ${last}`);
-  };
+  /**
+   * Checks until `check` says done (null), re-checking when docker reports an event about `stack`
+   * (and a few times shortly after, for swarm's lag), and by a slow poll in case the stream lost
+   * one. The wait is recorded as a span and, up to the event that ended it, as time outside cc-ci.
+   */
+  const until = async (
+    what: string,
+    wait: { span: string; stack: string; timeoutMs: number },
+    check: () => Promise<string | null>,
+  ): Promise<void> =>
+    timings.span(wait.span, async () => {
+      const started = performance.now();
+      const deadline = Date.now() + wait.timeoutMs;
+      const events = feed?.subscribe((event) => aboutStack(wait.stack, event));
+      let last: string | null = 'not checked yet';
+      let lastEvent: EngineEvent | null = null;
+      let lag = LAG_RECHECKS_MS.length;
+      try {
+        while (Date.now() < deadline) {
+          last = await check();
+          if (last === null) {
+            const endedAt = performance.now();
+            if (lastEvent === null) timings.outsideBetween(started, endedAt);
+            else {
+              // Outside cc-ci until docker's event; from there on, the reaction is cc-ci's.
+              const eventAt = lastEvent.timeNano / 1e6 - performance.timeOrigin;
+              timings.outsideBetween(started, Math.min(endedAt, eventAt));
+              timings.reacted(wallNowMs() - lastEvent.timeNano / 1e6);
+            }
+            return;
+          }
+          const delay = !events || !feed!.alive ? POLL_MS : lag < LAG_RECHECKS_MS.length ? LAG_RECHECKS_MS[lag++]! : SLOW_POLL_MS;
+          const remaining = Math.max(0, deadline - Date.now());
+          if (events) {
+            const event = await events.next(Math.min(delay, remaining), context.signal);
+            if (event !== null) [lastEvent, lag] = [event, 0];
+          } else await sleep(Math.min(delay, remaining), undefined, { signal: context.signal });
+        }
+      } finally {
+        events?.close();
+      }
+      timings.outsideBetween(started, performance.now());
+      throw new CcciError('ERR_CCCI_WAIT_TIMEOUT', `${what} within ${Math.round(wait.timeoutMs / 1000)} s: ${last}`);
+    });
 
   return {
     names,
-    services,
+    services: (stack) => reads.services(stack),
     waitConverged: (stack, timeoutMs) =>
-      until(`stack ${stack} did not converge`, timeoutMs, async () => {
-        const state = await services(stack);
+      until(`stack ${stack} did not converge`, { span: `wait converged ${stack}`, stack, timeoutMs }, async () => {
+        const state = await reads.services(stack);
         if (state.length === 0) return 'no services yet';
         return isConverged(state)
           ? null
           : state.map((s) => `${s.name} ${s.running}/${s.desired}${s.update ? ` (${s.update})` : ''}`).join(', ');
       }),
     waitHealthy: (stack, timeoutMs) =>
-      until(`stack ${stack} did not become healthy`, timeoutMs, async () => {
-        const out = await docker(['ps', '--filter', `label=com.docker.stack.namespace=${stack}`, '--format', '{{.Names}} {{.Status}}']);
-        const waiting = out.split('\n').filter((line) => /\((health: starting|unhealthy)\)/.test(line));
-        if (out.trim() === '') return 'no running containers';
-        return waiting.length ? waiting.join(', ') : null;
+      until(`stack ${stack} did not become healthy`, { span: `wait healthy ${stack}`, stack, timeoutMs }, async () => {
+        const running = await reads.containers(stack, false);
+        if (running.length === 0) return 'no running containers';
+        const waiting = running.filter((c) => /\((health: starting|unhealthy)\)/.test(c.status));
+        return waiting.length ? waiting.map((c) => `${c.name} ${c.status}`).join(', ') : null;
       }),
     container: async (stack, service) => {
       const filter = service ? `label=com.docker.swarm.service.name=${stack}_${service}` : `label=com.docker.stack.namespace=${stack}`;
@@ -158,8 +328,8 @@ export function dockerClient(context: DockerContext): Docker {
     },
     removeStack: async (stack) => {
       if ((await names('service', stack)).length > 0) await docker(['stack', 'rm', stack]);
-      await until(`stack ${stack} was not removed`, 120_000, async () => {
-        const left = [...(await names('service', stack)), ...(await names('container', stack))];
+      await until(`stack ${stack} was not removed`, { span: `wait removed ${stack}`, stack, timeoutMs: 120_000 }, async () => {
+        const left = [...(await reads.services(stack)), ...(await reads.containers(stack, true))].map((item) => item.name);
         return left.length ? `still there: ${left.join(', ')}` : null;
       });
     },
@@ -218,18 +388,24 @@ export function dockerClient(context: DockerContext): Docker {
           await docker([kind, 'rm', ...left]);
         }
       }
-      // Networks settle late: a `docker stack rm` cut short leaves one that swarm hides while its
-      // removal is pending and shows again when that removal fails. Remove until the stack has had
-      // none for three checks in a row.
-      let quiet = 0;
-      await until(`networks of ${stack} were not removed`, NETWORK_SETTLE_MS, async () => {
-        const left = await names('network', stack);
-        if (left.length === 0) return ++quiet >= 3 ? null : 'settling';
-        quiet = 0;
-        context.log(`  removing networks of ${stack}: ${left.join(', ')}`);
-        await exec('docker', ['network', 'rm', ...left], { signal: context.signal, quiet: true }).catch(() => undefined);
-        return `still there: ${left.join(', ')}`;
-      });
+      // A network of the stack is removed as soon as it is listed. It is settled once none is
+      // listed and nothing of the stack could still hold one: swarm refuses a network's pending
+      // removal while a task uses it, and the network then shows again (docs/concurrency.md#waits).
+      // With nothing pending, that is one check.
+      await until(
+        `networks of ${stack} were not removed`,
+        { span: `wait networks ${stack}`, stack, timeoutMs: NETWORK_SETTLE_MS },
+        async () => {
+          const left = await reads.networks(stack);
+          if (left.length > 0) {
+            context.log(`  removing networks of ${stack}: ${left.join(', ')}`);
+            await exec('docker', ['network', 'rm', ...left], { signal: context.signal, quiet: true }).catch(() => undefined);
+            return `still there: ${left.join(', ')}`;
+          }
+          const holders = [...(await reads.tasks(stack)), ...(await reads.containers(stack, true))].map((item) => item.name);
+          return holders.length ? `still held by ${holders.join(', ')}` : null;
+        },
+      );
     },
   };
 }

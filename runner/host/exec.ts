@@ -4,6 +4,7 @@ import { execa } from 'execa';
 
 import { CommandError, InputError } from '../../lib/errors.js';
 import type { Log } from './log.js';
+import { timings } from './timings.js';
 
 export interface ExecOptions {
   signal?: AbortSignal;
@@ -30,17 +31,19 @@ export async function exec(command: string, args: string[], options: ExecOptions
     log?.(`  ${tag} ${String(line)}`);
     yield line;
   };
-  const result = await execa(command, args, {
-    cancelSignal: options.signal,
-    forceKillAfterDelay: 5_000,
-    timeout: options.timeoutMs,
-    env: options.env,
-    cwd: options.cwd,
-    stdin: 'ignore',
-    stdout: log ? ['pipe', echo] : 'pipe',
-    stderr: log ? ['pipe', echo] : 'pipe',
-    reject: false,
-  });
+  const result = await timings.outsideOf(() =>
+    execa(command, args, {
+      cancelSignal: options.signal,
+      forceKillAfterDelay: 5_000,
+      timeout: options.timeoutMs,
+      env: options.env,
+      cwd: options.cwd,
+      stdin: 'ignore',
+      stdout: log ? ['pipe', echo] : 'pipe',
+      stderr: log ? ['pipe', echo] : 'pipe',
+      reject: false,
+    }),
+  );
   const shown = [command, ...args].join(' ');
   if (result.failed && result.exitCode === undefined && !result.isCanceled && /ENOENT/.test(result.originalMessage ?? '')) {
     throw new InputError(`${command} is not installed or not on PATH (needed for: ${shown})`);

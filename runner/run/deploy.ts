@@ -4,6 +4,7 @@
 import { CcciError } from '../../lib/errors.js';
 import { acquireAppLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
+import { timings } from '../host/timings.js';
 import { deployCount, recordDeploy, type RunStateFiles } from '../../lib/run-state.js';
 import { declaresSecrets } from './recipe.js';
 import { isEmpty, residual, teardownApp, type TeardownTools } from './teardown.js';
@@ -28,7 +29,8 @@ export interface DeployOptions extends TeardownTools {
  * `what` names the app in the log (`app`, `dependency keycloak`).
  */
 export async function takeApp(domain: string, tools: TeardownTools & { signal?: AbortSignal }, what = 'app'): Promise<void> {
-  await acquireAppLock(domain, { signal: tools.signal, log: tools.log });
+  // Waiting for another run's lock is that run's time, not cc-ci's.
+  await timings.span(`lock ${domain}`, () => timings.outsideOf(() => acquireAppLock(domain, { signal: tools.signal, log: tools.log })));
   tools.log(`== ${what} lock held: ${domain} ==`);
   const left = await residual(domain, tools);
   if (!isEmpty(left)) {

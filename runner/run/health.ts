@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { InputError } from '../../lib/errors.js';
 import type { Log } from '../host/log.js';
+import { timings } from '../host/timings.js';
 import type { HealthContract } from './contract.js';
 import type { Check } from './results.js';
 
@@ -105,13 +106,19 @@ function accepted(spec: HealthSpec, status: number): boolean {
  * with the check's record: pass; skip when CCCI_HEALTH=off; fail, its reason naming the URL, the
  * last status or connection error and how long it tried. An abort rejects with its reason.
  */
-export async function checkHealth(options: {
+export function checkHealth(options: HealthCheckOptions): Promise<Check> {
+  return timings.span(`health https://${options.domain}${options.spec.path}`, () => waitForHealth(options));
+}
+
+interface HealthCheckOptions {
   ingress: IngressConfig;
   domain: string;
   spec: HealthSpec;
   signal: AbortSignal;
   log: Log;
-}): Promise<Check> {
+}
+
+async function waitForHealth(options: HealthCheckOptions): Promise<Check> {
   const { ingress, domain, spec, signal, log } = options;
   const url = `https://${domain}${spec.path}`;
   const name = `health ${url}`;
@@ -127,7 +134,7 @@ export async function checkHealth(options: {
   for (let tries = 1; ; tries++) {
     signal.throwIfAborted();
     try {
-      const status = await attempt(ingress, domain, spec.path, signal);
+      const status = await timings.outsideOf(() => attempt(ingress, domain, spec.path, signal));
       if (accepted(spec, status)) {
         log(`== health: ${url} answered ${status} through ${via} (${tries} ${tries === 1 ? 'try' : 'tries'}) ==`);
         return { name, verdict: 'pass', durationMs: Date.now() - started };
@@ -143,6 +150,7 @@ export async function checkHealth(options: {
       const reason = `${url} did not answer ${wanted} through ${via} within ${Math.round(waited / 1000)} s (${tries} tries); last: ${last}`;
       return { name, verdict: 'fail', reason, durationMs: waited };
     }
-    await sleep(RETRY_MS, undefined, { signal });
+    // Waiting for the app to come up: docker's and the app's time, not cc-ci's.
+    await timings.outsideOf(() => sleep(RETRY_MS, undefined, { signal }));
   }
 }

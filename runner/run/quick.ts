@@ -7,6 +7,7 @@ import { CcciError } from '../../lib/errors.js';
 import { acquireAppLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
 import { deployCount, recordDeploy, writeFileAtomically } from '../../lib/run-state.js';
+import { timings } from '../host/timings.js';
 import type { HostTools } from '../host/tools.js';
 import { setEnvKeys } from './contract.js';
 import { checkHealth, type IngressConfig } from './health.js';
@@ -110,7 +111,9 @@ export async function recoverWarm(domain: string, ctx: RollbackContext): Promise
  * another quick run may have had the app at its code under test). The run's tree goes back to `head`.
  */
 export async function takeWarmApp(warm: WarmApp, ctx: RollbackContext & { recipe: string; head: string }): Promise<string> {
-  await acquireAppLock(warm.domain, { signal: ctx.signal, log: ctx.log });
+  await timings.span(`lock ${warm.domain}`, () =>
+    timings.outsideOf(() => acquireAppLock(warm.domain, { signal: ctx.signal, log: ctx.log })),
+  );
   ctx.log(`== warm app lock held: ${warm.domain} ==`);
   await recoverWarm(warm.domain, ctx);
   await checkout(ctx.tree, ctx.head);

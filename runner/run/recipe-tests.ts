@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 
 import type { Log } from '../host/log.js';
+import { timings } from '../host/timings.js';
 import type { Check } from './results.js';
 
 export const HOOKS = { installSteps: 'install_steps.sh', setupCustomTests: 'setup_custom_tests.sh' } as const;
@@ -90,19 +91,21 @@ export async function runScript(name: string, options: ScriptOptions): Promise<C
       into?.push(String(line));
       yield line;
     };
-  const result = await execa(direct ? path : 'sh', direct ? [] : [path], {
-    cwd: dir,
-    env,
-    // Recipe code from the PR under test gets the contract's variables and nothing of the runner's.
-    extendEnv: false,
-    stdin: 'ignore',
-    stdout: ['pipe', echo()],
-    stderr: ['pipe', echo(stderr)],
-    timeout: timeoutMs,
-    cancelSignal: signal,
-    forceKillAfterDelay: 5_000,
-    reject: false,
-  });
+  const result = await timings.outsideOf(() =>
+    execa(direct ? path : 'sh', direct ? [] : [path], {
+      cwd: dir,
+      env,
+      // Recipe code from the PR under test gets the contract's variables and nothing of the runner's.
+      extendEnv: false,
+      stdin: 'ignore',
+      stdout: ['pipe', echo()],
+      stderr: ['pipe', echo(stderr)],
+      timeout: timeoutMs,
+      cancelSignal: signal,
+      forceKillAfterDelay: 5_000,
+      reject: false,
+    }),
+  );
   signal.throwIfAborted();
   const last = stderr
     .filter((line) => line.trim())

@@ -1,10 +1,12 @@
 // What a run reports: results.json (written atomically at the very end, whichever way the run
 // ends) and the one-screen summary. Its fields are listed in docs/operations.md.
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 import { type RunAbortedError, RunFailedError } from '../../lib/errors.js';
 import { writeFileAtomically } from '../../lib/run-state.js';
 import type { Log } from '../host/log.js';
+import { type Timings, timings } from '../host/timings.js';
 import type { RunConfig } from './config.js';
 import { junitXml } from './junit.js';
 import type { DepResult } from './deps.js';
@@ -64,6 +66,8 @@ export interface RunResults {
   /** Why the run ended the way it did, when not simply green. */
   exitReason?: string;
   logPath: string;
+  /** Where the wall time went: spans, cc-ci's own overhead, reaction to docker's events (docs/operations.md#timings). */
+  timings?: Timings;
 }
 
 /** The results of a run that is starting: nothing done yet, exit code 1 until it ends otherwise. */
@@ -104,8 +108,11 @@ export function finishResults(results: RunResults, ending: RunAbortedError, dir:
   if (ending.end !== 'returned') results.exitReason = ending.message.replace(/^cc-ci: /, '');
   results.finishedAt = new Date().toISOString();
   results.durationMs = Date.now() - Date.parse(results.startedAt);
-  writeResults(join(dir, 'results.json'), results);
+  const started = performance.now();
   writeFileAtomically(join(dir, 'junit.xml'), junitXml(results));
+  timings.spanSince('results', started);
+  results.timings = timings.report();
+  writeResults(join(dir, 'results.json'), results);
   summary(results).forEach(log);
 }
 
@@ -145,6 +152,19 @@ export function summary(results: RunResults): string[] {
     );
   }
   lines.push(`  teardown: ${results.teardown}; deploys: ${results.deploys}; ${(results.durationMs / 1000).toFixed(1)} s in all`);
+  if (results.timings) lines.push(`  time: ${timeLine(results.timings)}`);
   lines.push(`  log: ${results.logPath}`);
   return lines;
+}
+
+const TOP_SPANS = /^(start|fetch|janitor|deploy|teardown .*|results)$/;
+
+/** The phases outside the stages, cc-ci's own share and its reaction to docker's events: one line. */
+function timeLine(t: Timings): string {
+  const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+  const phases = t.spans.filter((span) => TOP_SPANS.test(span.name)).map((span) => `${span.name} ${seconds(span.durationMs)}`);
+  const own = `cc-ci's own ${seconds(t.overheadMs)} (${(t.overheadShare * 100).toFixed(1)}% of ${seconds(t.wallMs)})`;
+  const reaction =
+    t.reaction.medianMs !== null ? `reaction to docker median ${Math.round(t.reaction.medianMs)} ms (${t.reaction.events} waits)` : '';
+  return [...phases, own, reaction].filter(Boolean).join(', ');
 }

@@ -12,6 +12,7 @@ import { appDomain, stackName } from '../../lib/naming.js';
 import { createRunState, deployCount, removeRunState, removeStaleRunState, runStateEnv, type RunStateFiles } from '../../lib/run-state.js';
 import { defaultJanitorHooks } from '../host/discovery.js';
 import { createLog, type Log } from '../host/log.js';
+import { timings } from '../host/timings.js';
 import { hostTools, type HostTools } from '../host/tools.js';
 import type { RunConfig } from './config.js';
 import { type CcciContract, readContract, setEnvKeys } from './contract.js';
@@ -67,13 +68,15 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   });
 
   async function main(signal: AbortSignal): Promise<number> {
+    // Node's start, loading cc-ci, the guards and the run dir: from the process's start to here.
+    timings.spanSince('start', 0);
     log(
       `== cc-ci run ${results.runId}: recipe=${config.recipe} ref=${config.ref ?? '(catalogue)'} pr=${config.pr} domain=${domain} stages=${config.stages.join(',')} ==`,
     );
     const tools = hostTools({ server: config.server, log, signal });
     const state = perRunDirs(dir, lifetime, log);
-    const recipe = await fetchWithContract(config, { dir, tools, signal });
-    await sweep(log, signal);
+    const recipe = await timings.span('fetch', () => fetchWithContract(config, { dir, tools, signal }));
+    await timings.span('janitor', () => sweep(log, signal));
     const warm = config.quick ? await chooseLane(config.recipe, config.warmApps, tools, results) : null;
     const ctx = stageContext(config, { domain: warm?.domain ?? domain, runId: results.runId, dir, tools, state, recipe, signal, results });
     if (warm === null)
@@ -196,7 +199,7 @@ async function deployOnce(config: RunConfig, ctx: StageContext, results: RunResu
     await hook({ ...ctx, checks }, 'installSteps');
   };
   try {
-    await deployApp({ ...ctx, recipe: config.recipe, beforeDeploy });
+    await timings.span('deploy', () => deployApp({ ...ctx, recipe: config.recipe, beforeDeploy }));
   } finally {
     results.deploys = deployCount(ctx.state);
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 
 import { CcciError, EXIT, exitCodeFor } from '../../lib/errors.js';
 import { readDepsSkipReport, readOpState, writeOpState, type RunStateFiles } from '../../lib/run-state.js';
+import { timings } from '../host/timings.js';
 import type { HostTools } from '../host/tools.js';
 import { checkHealth, type HealthSpec, type IngressConfig } from './health.js';
 import { setEnvKeys } from './contract.js';
@@ -82,8 +83,15 @@ export async function health(ctx: Pick<StageContext, 'ingress' | 'domain' | 'hea
 }
 
 /** One hook or test of the tests dir `dir`, with the contract's environment and timeout. */
-function script(ctx: Pick<StageContext, 'scriptEnv' | 'testTimeoutMs' | 'signal' | 'log'>, dir: string, name: string): Promise<Check> {
-  return runScript(name, { dir, env: ctx.scriptEnv, timeoutMs: ctx.testTimeoutMs, signal: ctx.signal, log: ctx.log });
+function script(
+  ctx: Pick<StageContext, 'scriptEnv' | 'testTimeoutMs' | 'signal' | 'log'>,
+  dir: string,
+  name: string,
+  kind: 'hook' | 'test',
+): Promise<Check> {
+  return timings.span(`${kind} ${name}`, () =>
+    runScript(name, { dir, env: ctx.scriptEnv, timeoutMs: ctx.testTimeoutMs, signal: ctx.signal, log: ctx.log }),
+  );
 }
 
 /** Runs one hook of the tests dir, if present, recorded in the stage; a failing hook throws. */
@@ -94,7 +102,7 @@ export async function hook(
   const name = HOOKS[which];
   if (ctx.tests === null || !existsSync(join(ctx.tests, name))) return;
   ctx.log(`== hook: ${name} ==`);
-  const check = await script(ctx, ctx.tests, name);
+  const check = await script(ctx, ctx.tests, name, 'hook');
   ctx.checks.hooks.push(check);
   if (check.verdict === 'fail') throw new CcciError('ERR_CCCI_HOOK', `${name} failed: ${check.reason}`);
 }
@@ -168,7 +176,7 @@ async function custom(ctx: StageContext): Promise<StageOutcome> {
   const results: Check[] = [];
   for (const name of tests) {
     ctx.log(`== custom: ${name} ==`);
-    const check = await script(ctx, ctx.tests, name);
+    const check = await script(ctx, ctx.tests, name, 'test');
     ctx.log(`== custom: ${name} ${check.verdict.toUpperCase()}${check.reason ? ` — ${check.reason}` : ''} ==`);
     results.push(check);
     ctx.checks.tests.push(check);
@@ -247,7 +255,7 @@ export async function runStages(ctx: StageContext, results: RunResults, plan: St
     }
     ctx.log(`== stage ${name} ==`);
     try {
-      record(await (plan.runners?.[name] ?? STAGE_RUNNERS[name])(ctx));
+      record(await timings.span(`stage ${name}`, () => (plan.runners?.[name] ?? STAGE_RUNNERS[name])(ctx)));
     } catch (error) {
       // Bad input (a planted lockfile, unparseable docker output) is not the app's failure: it ends the run.
       if (ctx.signal.aborted || exitCodeFor(error) === EXIT.badInput) throw error;

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { TeardownError, type Residual } from '../../lib/errors.js';
 import { heldAppLocks } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
+import { timings } from '../host/timings.js';
 import type { HostTools } from '../host/tools.js';
 
 export type TeardownTools = HostTools;
@@ -32,7 +33,11 @@ export function isEmpty(left: Residual): boolean {
  * know an app whose .env is gone; docker still does); the failures are logged. With `verify`,
  * throws a TeardownError when anything is left.
  */
-export async function teardownApp(domain: string, tools: TeardownTools, verify = true): Promise<void> {
+export function teardownApp(domain: string, tools: TeardownTools, verify = true): Promise<void> {
+  return timings.span(`teardown ${domain}`, () => removeApp(domain, tools, verify));
+}
+
+async function removeApp(domain: string, tools: TeardownTools, verify: boolean): Promise<void> {
   const { abra, docker, log } = tools;
   const stack = stackName(domain);
   const attempt = async (what: string, step: () => Promise<void>): Promise<void> => {

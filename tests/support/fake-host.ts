@@ -83,6 +83,8 @@ export function fakeHost(recipes: string[] = ['x']): FakeHost {
       CCCI_RUNS_DIR: runs,
       CCCI_APP_LOCK_DIR: locks,
       CCCI_SKIP_FETCH: '1',
+      // No Engine socket: the runner's waits read through the fake docker above, never the real daemon.
+      DOCKER_HOST: 'tcp://fake-host.invalid:2375',
     },
     calls: () => readFileSync(join(root, 'calls'), 'utf8').split('\n').filter(Boolean),
     apps: (json) => writeFileSync(join(root, 'apps.json'), typeof json === 'string' ? json : JSON.stringify(json)),
