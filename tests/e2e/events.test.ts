@@ -64,7 +64,11 @@ async function engineProxy(): Promise<{ path: string; requests: string[]; cut():
   const cut = (): void => {
     for (const socket of open) socket.destroy();
   };
-  return { path, requests, cut, close: () => new Promise((resolve) => (cut(), server.close(() => resolve()))) };
+  const close = (): Promise<void> => {
+    cut();
+    return new Promise((resolve) => server.close(() => resolve()));
+  };
+  return { path, requests, cut, close };
 }
 
 describe.skipIf(!ready)('waits on the real swarm', () => {
