@@ -5,6 +5,7 @@
 // GET calls. Actions (deploy, rm, exec) stay with the docker and abra CLIs.
 import { request } from 'node:http';
 
+import { CcciError } from '../../lib/errors.js';
 import { wallNowMs } from './timings.js';
 
 /** The socket the Engine listens on: DOCKER_HOST's unix path, else the default; null for a TCP or SSH host. */
@@ -24,6 +25,7 @@ export interface EngineEvent {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+const ENGINE = 'ERR_CCCI_DOCKER_ENGINE';
 
 /** `GET <path>` on the Engine, its JSON body; rejects on a status ≥ 400 or a connection error. */
 export function engineGet<T>(socket: string, path: string, signal?: AbortSignal): Promise<T> {
@@ -33,17 +35,20 @@ export function engineGet<T>(socket: string, path: string, signal?: AbortSignal)
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
       response.on('end', () => {
-        if ((response.statusCode ?? 500) >= 400) reject(new Error(`docker engine GET ${path}: ${response.statusCode} ${body.trim()}`));
+        if ((response.statusCode ?? 500) >= 400)
+          reject(new CcciError(ENGINE, `docker engine GET ${path}: ${response.statusCode} ${body.trim()}`));
         else {
           try {
             resolve(JSON.parse(body) as T);
           } catch (error) {
-            reject(new Error(`docker engine GET ${path}: unparseable answer (${(error as Error).message})`));
+            reject(new CcciError(ENGINE, `docker engine GET ${path}: unparseable answer (${(error as Error).message})`));
           }
         }
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`docker engine GET ${path}: no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)));
+    req.on('timeout', () =>
+      req.destroy(new CcciError(ENGINE, `docker engine GET ${path}: no answer within ${REQUEST_TIMEOUT_MS / 1000} s`)),
+    );
     req.on('error', reject);
     req.end();
   });
