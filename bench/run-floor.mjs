@@ -8,8 +8,10 @@
 //                      [--ingress 127.0.0.1:443] [--ca <pem>]
 //
 // Environment: PATH (abra first), HOME (abra's canonical dir is ~/.abra), and what abra needs.
-// Prints one JSON line last: {"wallMs", "reaction": {events, medianMs, p90Ms, maxMs}}. Exits 1 on
-// any failure, after removing the app.
+// Prints one JSON line last: {"wallMs", "reaction", "delivery"}, each of the last two {events,
+// medianMs, p90Ms, maxMs}: reaction is event → the check it set off (events that came while a wait
+// was on), delivery is event → its arrival here (every event of the stack). Exits 1 on any
+// failure, after removing the app.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
@@ -86,7 +88,8 @@ let seq = 0; // events for the stack so far
 let checkedSeq = 0; // the last of them a check has seen
 let waiting = false;
 let pending = []; // timeNano (as ms) of the events that arrived while waiting, not yet checked
-const latencies = [];
+const latencies = []; // event → the check it set off, for events that arrived while waiting
+const deliveries = []; // event → its arrival here, for every event of the stack: no reaction can be faster
 let wake = null;
 let streamError = null;
 
@@ -122,6 +125,7 @@ function onEvent(event) {
   // as health_status.
   if (!ours || event.Action.startsWith('exec_')) return;
   seq++;
+  deliveries.push(wallMs() - event.timeNano / 1e6);
   if (waiting) pending.push(event.timeNano / 1e6);
   wake?.();
 }
@@ -348,18 +352,21 @@ function quantile(sorted, q) {
   return sorted[Math.floor(at)] + (sorted[Math.ceil(at)] - sorted[Math.floor(at)]) * (at - Math.floor(at));
 }
 
-try {
-  await main();
-  const sorted = [...latencies].sort((a, b) => a - b);
+function stats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
   const round = (v) => (v === null ? null : Math.round(v * 10) / 10);
-  const reaction = {
+  return {
     events: sorted.length,
     medianMs: round(quantile(sorted, 0.5)),
     p90Ms: round(quantile(sorted, 0.9)),
     maxMs: round(sorted.at(-1) ?? null),
   };
+}
+
+try {
+  await main();
   events.destroy();
-  console.log(JSON.stringify({ wallMs: Math.round(performance.now() - started), reaction }));
+  console.log(JSON.stringify({ wallMs: Math.round(performance.now() - started), reaction: stats(latencies), delivery: stats(deliveries) }));
 } catch (error) {
   log(`FAILED: ${error.message}`);
   // Leave nothing behind: whatever of the app exists goes (each step may fail on a half-made app).
