@@ -1,0 +1,177 @@
+// A cold run against the floor: the wall time of a cold five-stage `cc-ci run` of the demo recipe
+// against bench/run-floor.mjs, a plain script making the same abra, docker and git steps and
+// waiting only on docker's events, on the real swarm and ingress (.ci/setup-swarm.sh,
+// .ci/setup-ingress.sh) with the test-only abra. Each round runs both on fresh apps, the order
+// flipped every round; the figures are medians. cc-ci's overhead share and reaction latency come
+// from each run's results.json `timings`. Everything lives under one scratch dir and a base domain
+// of its own, removed at the end.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { median, printTable, scratchDir } from './support.js';
+
+const ROUNDS = Number(process.env.BENCH_RUN_ROUNDS ?? 5);
+const CA = '/var/lib/cc-ci-test/ingress-root.pem';
+const OVERHEAD_TARGET = 0.05;
+const REACTION_TARGET_MS = 100;
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/runner/cli.js', import.meta.url));
+const floor = fileURLToPath(new URL('run-floor.mjs', import.meta.url));
+const fixtures = join(root, 'tests', 'fixtures');
+
+/** What results.json's `timings` holds (absent in builds before issue 17's timings). */
+interface Timings {
+  wallMs: number;
+  overheadShare: number;
+  reaction: { events: number; medianMs: number | null };
+}
+
+interface Reaction {
+  events: number;
+  medianMs: number | null;
+}
+
+/** Runs `args` with node; its wall time in ms, and its stdout. Throws unless it exits 0. */
+function timed(args: string[], env: NodeJS.ProcessEnv): { ms: number; stdout: string } {
+  const t0 = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, args, { env, cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (result.status !== 0) throw new Error(`${args.join(' ')} exited ${result.status ?? result.signal}:\n${result.stderr.slice(-3000)}`);
+  return { ms, stdout: result.stdout };
+}
+
+/** The run's `timings` from its results.json, or null when the build writes none. */
+function timingsOf(runsDir: string, runId: string): Timings | null {
+  const file = join(runsDir, runId, 'results.json');
+  if (!existsSync(file)) return null;
+  return (JSON.parse(readFileSync(file, 'utf8')) as { timings?: Timings }).timings ?? null;
+}
+
+/** Removes every stack, volume, secret and network of the bench's base domain. */
+function scrub(marker: string): void {
+  const list = (args: string[]): string[] =>
+    execFileSync('docker', args, { encoding: 'utf8' })
+      .split('\n')
+      .filter((name) => name.includes(marker));
+  for (const stack of list(['stack', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['stack', 'rm', stack]);
+  for (let i = 0; i < 120 && list(['ps', '-a', '--format', '{{.Names}}']).length > 0; i++) spawnSync('sleep', ['0.5']);
+  for (const volume of list(['volume', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['volume', 'rm', '-f', volume]);
+  for (const secret of list(['secret', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['secret', 'rm', secret]);
+  for (const network of list(['network', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['network', 'rm', network]);
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+const msOrNa = (ms: number | null): string => (ms === null ? 'n/a' : `${ms.toFixed(1)} ms`);
+
+/** The median of the values, or null when any is missing (a run without timings) or there are none. */
+function medianOf(values: (number | null)[]): number | null {
+  return values.length === 0 || values.some((v) => v === null) ? null : median(values as number[]);
+}
+
+export default async function runBench(): Promise<boolean> {
+  const dir = scratchDir('run');
+  const base = `benchrun${process.pid}.test`;
+  const home = join(dir, 'home');
+  const remote = join(dir, 'remote');
+  const runs = join(dir, 'runs');
+  for (const path of [home, remote, runs, join(dir, 'locks'), join(dir, 'floor')]) mkdirSync(path, { recursive: true });
+  execFileSync('bash', [join(fixtures, 'make-recipe-repo.sh'), join(remote, 'ccci-demo')], { stdio: 'ignore' });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: home,
+    PATH: `${join(fixtures, 'abra')}:${process.env.PATH}`,
+    CCCI_TEST_RECIPE_REMOTE_BASE: remote,
+    CCCI_RUNS_DIR: runs,
+    CCCI_APP_LOCK_DIR: join(dir, 'locks'),
+    CCCI_BASE_DOMAIN: base,
+    CCCI_INGRESS_CA: CA,
+    CCCI_TESTS_DIR: join(dir, 'operator-tests'),
+    RECIPE: 'ccci-demo',
+  };
+  delete env.NODE_OPTIONS;
+  delete env.ABRA_DIR;
+  try {
+    execFileSync('abra', ['server', 'add', '--local'], { env, stdio: 'ignore' });
+    const ours: number[] = [];
+    const floors: number[] = [];
+    const timings: (Timings | null)[] = [];
+    const floorReactions: Reaction[] = [];
+    const floorDeliveries: Reaction[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const runId = `run-${round}`;
+      const work = join(dir, 'floor', String(round));
+      mkdirSync(work);
+      const ccci = (): void => {
+        ours.push(timed([cli, 'run'], { ...env, CCCI_RUN_ID: runId, PR: String(300 + round) }).ms);
+        timings.push(timingsOf(runs, runId));
+      };
+      const plain = (): void => {
+        const args = [floor, '--domain', `floor-${round}.${base}`, '--work', work, '--ca', CA];
+        const { ms, stdout } = timed(args, env);
+        floors.push(ms);
+        const figures = JSON.parse(stdout.trim().split('\n').at(-1)!) as { reaction: Reaction; delivery: Reaction };
+        floorReactions.push(figures.reaction);
+        floorDeliveries.push(figures.delivery);
+      };
+      // Flipped every round, so neither side always runs on the machine the other just warmed.
+      for (const side of round % 2 === 0 ? [ccci, plain] : [plain, ccci]) side();
+      const t = timings.at(-1);
+      console.log(
+        `  round ${round + 1}/${ROUNDS} (${round % 2 === 0 ? 'cc-ci first' : 'floor first'}): cc-ci ${seconds(ours.at(-1)!)}, floor ${seconds(floors.at(-1)!)}; cc-ci overhead ${
+          t ? `${(t.overheadShare * 100).toFixed(2)} %` : 'n/a'
+        }, reaction ${msOrNa(t ? t.reaction.medianMs : null)} (cc-ci) / ${msOrNa(floorReactions.at(-1)!.medianMs)} over ${
+          floorReactions.at(-1)!.events
+        } events (floor)`,
+      );
+    }
+    const wallOk = printTable(`a cold run against the floor (demo recipe, ${ROUNDS} rounds, medians)`, [
+      {
+        case: 'cold five-stage `cc-ci run`, wall time',
+        ours: median(ours) / 1000,
+        baseline: median(floors) / 1000,
+        unit: 's',
+        baselineName: 'the floor, bench/run-floor.mjs',
+        target: 1.1,
+      },
+    ]);
+    return printTimings(timings, floorReactions, floorDeliveries) && wallOk;
+  } finally {
+    scrub(base.replaceAll('.', '_'));
+  }
+}
+
+/**
+ * cc-ci's own time, from results.json's `timings`: its overhead share of the wall time and its
+ * reaction latency (median over the runs of each run's median), against absolute targets. A run
+ * without timings makes its row n/a and missed.
+ */
+function printTimings(timings: (Timings | null)[], floorReactions: Reaction[], floorDeliveries: Reaction[]): boolean {
+  const overhead = medianOf(timings.map((t) => (t ? t.overheadShare : null)));
+  const reaction = medianOf(timings.map((t) => (t ? t.reaction.medianMs : null)));
+  // A floor run whose waits saw no event has no reaction latency; the median is over the rest.
+  const medianOver = (figures: Reaction[]): { ms: number | null; events: number } => {
+    const medians = figures.map((r) => r.medianMs).filter((v) => v !== null);
+    return { ms: medians.length ? median(medians) : null, events: figures.reduce((sum, r) => sum + r.events, 0) };
+  };
+  const floorReaction = medianOver(floorReactions);
+  const floorDelivery = medianOver(floorDeliveries);
+  const overheadMet = overhead !== null && overhead <= OVERHEAD_TARGET;
+  const reactionMet = reaction !== null && reaction <= REACTION_TARGET_MS;
+  const verdict = (met: boolean, value: number | null): string => (value === null ? 'MISSED (no timings)' : met ? 'met' : 'MISSED');
+  console.log("\n### cc-ci's own time (results.json `timings`, medians; absolute targets)\n");
+  console.log('| case | cc-ci | floor | target |');
+  console.log('|---|---|---|---|');
+  console.log(
+    `| overhead share of the wall time | ${overhead === null ? 'n/a' : `${(overhead * 100).toFixed(2)} %`} | — | ≤ ${OVERHEAD_TARGET * 100} % ${verdict(overheadMet, overhead)} |`,
+  );
+  console.log(
+    `| reaction latency (docker event → check) | ${msOrNa(reaction)} | ${msOrNa(floorReaction.ms)} (${floorReaction.events} events in its waits) | ≤ ${REACTION_TARGET_MS} ms ${verdict(reactionMet, reaction)} |`,
+  );
+  console.log(
+    `| docker event → its arrival in the floor (no reaction is faster) | — | ${msOrNa(floorDelivery.ms)} (${floorDelivery.events} events) | — |`,
+  );
+  return overheadMet && reactionMet;
+}
