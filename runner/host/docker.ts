@@ -1,5 +1,7 @@
-// The docker CLI, as the runner uses it: what a stack owns (services, volumes, secrets,
-// containers), whether its services have converged, and the primitives teardown falls back on.
+// Docker, as the runner uses it: what a stack owns (services, volumes, secrets, networks,
+// containers), waits for its services to converge and for it to be gone, and the primitives
+// teardown falls back on. State is read through the Engine's socket where there is one
+// (runner/host/engine.ts), else the CLI; actions always go through the docker CLI.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -90,8 +92,9 @@ interface ContainerState {
 /** The state reads a wait repeats: through the Engine's socket when it has one, else the CLI. */
 interface StateReads {
   services(stack: string): Promise<ServiceState[]>;
+  /** Names of the stack's resources of one kind. */
+  names(kind: ResourceKind, stack: string): Promise<string[]>;
   containers(stack: string, all: boolean): Promise<ContainerState[]>;
-  networks(stack: string): Promise<string[]>;
   /** The stack's swarm tasks, in any state: a task holds its networks until swarm deletes it. */
   tasks(stack: string): Promise<{ name: string }[]>;
 }
@@ -103,39 +106,65 @@ interface EngineService {
 }
 
 function engineReads(socket: string, signal?: AbortSignal): StateReads {
-  const own = <T extends { name: string }>(stack: string, items: T[]): T[] => items.filter((item) => item.name.startsWith(`${stack}_`));
-  return {
+  const get = <T>(path: string): Promise<T> => engineGet<T>(socket, path, signal);
+  const own = (stack: string, names: string[]): string[] => names.filter((name) => name.startsWith(`${stack}_`)).sort();
+  const reads: StateReads = {
+    names: async (kind, stack) => {
+      const byName = filters({ name: [`${stack}_`] });
+      const listed: Record<ResourceKind, () => Promise<string[]>> = {
+        service: async () =>
+          own(
+            stack,
+            (await get<EngineService[]>(`/services?${byName}`)).map((s) => s.Spec.Name),
+          ),
+        volume: async () =>
+          own(
+            stack,
+            ((await get<{ Volumes: { Name: string }[] | null }>(`/volumes?${byName}`)).Volumes ?? []).map((v) => v.Name),
+          ),
+        secret: async () =>
+          own(
+            stack,
+            (await get<{ Spec: { Name: string } }[]>(`/secrets?${byName}`)).map((s) => s.Spec.Name),
+          ),
+        network: async () =>
+          own(
+            stack,
+            (await get<{ Name: string }[]>(`/networks?${byName}`)).map((n) => n.Name),
+          ),
+        container: async () => (await reads.containers(stack, true)).map((c) => c.name),
+      };
+      return listed[kind]();
+    },
     services: async (stack) => {
-      const list = await engineGet<EngineService[]>(socket, `/services?status=true&${filters({ name: [`${stack}_`] })}`, signal);
-      const states = list.map((s) => ({
-        name: s.Spec.Name,
-        running: s.ServiceStatus?.RunningTasks ?? 0,
-        desired: s.ServiceStatus?.DesiredTasks ?? 0,
-        update: s.UpdateStatus?.State ?? '',
-      }));
-      return own(stack, states).sort((a, b) => a.name.localeCompare(b.name));
+      const list = await get<EngineService[]>(`/services?status=true&${filters({ name: [`${stack}_`] })}`);
+      const wanted = new Set(
+        own(
+          stack,
+          list.map((s) => s.Spec.Name),
+        ),
+      );
+      return list
+        .filter((s) => wanted.has(s.Spec.Name))
+        .map((s) => ({
+          name: s.Spec.Name,
+          running: s.ServiceStatus?.RunningTasks ?? 0,
+          desired: s.ServiceStatus?.DesiredTasks ?? 0,
+          update: s.UpdateStatus?.State ?? '',
+        }))
+        .sort((x, y) => x.name.localeCompare(y.name));
     },
     containers: async (stack, all) => {
       const query = `${all ? 'all=1&' : ''}${filters({ label: [`com.docker.stack.namespace=${stack}`] })}`;
-      const list = await engineGet<{ Names: string[]; Status: string }[]>(socket, `/containers/json?${query}`, signal);
+      const list = await get<{ Names: string[]; Status: string }[]>(`/containers/json?${query}`);
       return list.map((c) => ({ name: (c.Names[0] ?? '').replace(/^\//, ''), status: c.Status }));
     },
-    networks: async (stack) => {
-      const list = await engineGet<{ Name: string }[]>(socket, `/networks?${filters({ name: [`${stack}_`] })}`, signal);
-      return own(
-        stack,
-        list.map((n) => ({ name: n.Name })),
-      ).map((n) => n.name);
-    },
     tasks: async (stack) => {
-      const list = await engineGet<{ ID: string }[]>(
-        socket,
-        `/tasks?${filters({ label: [`com.docker.stack.namespace=${stack}`] })}`,
-        signal,
-      );
+      const list = await get<{ ID: string }[]>(`/tasks?${filters({ label: [`com.docker.stack.namespace=${stack}`] })}`);
       return list.map((task) => ({ name: `task ${task.ID}` }));
     },
   };
+  return reads;
 }
 
 /** Connection errors of a socket that is absent or not ours to open. */
@@ -156,9 +185,9 @@ function fallingBack(engine: StateReads, cli: StateReads, tell: (why: string) =>
     }
   };
   return {
+    names: (kind, stack) => guard((from) => from.names(kind, stack)),
     services: (stack) => guard((from) => from.services(stack)),
     containers: (stack, all) => guard((from) => from.containers(stack, all)),
-    networks: (stack) => guard((from) => from.networks(stack)),
     tasks: (stack) => guard((from) => from.tasks(stack)),
   };
 }
@@ -216,7 +245,7 @@ export function dockerClient(context: DockerContext): Docker {
           return { name: name!.trim(), status: status ?? '' };
         });
     },
-    networks: (stack) => names('network', stack),
+    names,
     tasks: async (stack) => {
       try {
         return (await docker(['stack', 'ps', stack, '--format', '{{.ID}}']))
@@ -283,7 +312,7 @@ export function dockerClient(context: DockerContext): Docker {
     });
 
   return {
-    names,
+    names: (kind, stack) => reads.names(kind, stack),
     services: (stack) => reads.services(stack),
     waitConverged: (stack, timeoutMs) =>
       until(`stack ${stack} did not converge`, { span: `wait converged ${stack}`, stack, timeoutMs }, async () => {
@@ -327,14 +356,14 @@ export function dockerClient(context: DockerContext): Docker {
       );
     },
     removeStack: async (stack) => {
-      if ((await names('service', stack)).length > 0) await docker(['stack', 'rm', stack]);
+      if ((await reads.names('service', stack)).length > 0) await docker(['stack', 'rm', stack]);
       await until(`stack ${stack} was not removed`, { span: `wait removed ${stack}`, stack, timeoutMs: 120_000 }, async () => {
         const left = [...(await reads.services(stack)), ...(await reads.containers(stack, true))].map((item) => item.name);
         return left.length ? `still there: ${left.join(', ')}` : null;
       });
     },
     deployedVersion: async (stack) => {
-      const own = await names('service', stack);
+      const own = await reads.names('service', stack);
       if (own.length === 0) return null;
       const out = await docker(['service', 'inspect', ...own, '--format', `{{index .Spec.Labels "coop-cloud.${stack}.version"}}`]);
       return (
@@ -345,7 +374,7 @@ export function dockerClient(context: DockerContext): Docker {
       );
     },
     serviceImage: async (stack) => {
-      const own = await names('service', stack);
+      const own = await reads.names('service', stack);
       if (own.length === 0) return null;
       const out = await docker(['service', 'inspect', own.sort()[0]!, '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}']);
       return out.trim() || null;
@@ -382,7 +411,7 @@ export function dockerClient(context: DockerContext): Docker {
       )),
     removeLeftovers: async (stack) => {
       for (const kind of ['volume', 'secret'] as const) {
-        const left = await names(kind, stack);
+        const left = await reads.names(kind, stack);
         if (left.length) {
           context.log(`  removing ${kind}s of ${stack}: ${left.join(', ')}`);
           await docker([kind, 'rm', ...left]);
@@ -396,7 +425,7 @@ export function dockerClient(context: DockerContext): Docker {
         `networks of ${stack} were not removed`,
         { span: `wait networks ${stack}`, stack, timeoutMs: NETWORK_SETTLE_MS },
         async () => {
-          const left = await reads.networks(stack);
+          const left = await reads.names('network', stack);
           if (left.length > 0) {
             context.log(`  removing networks of ${stack}: ${left.join(', ')}`);
             await exec('docker', ['network', 'rm', ...left], { signal: context.signal, quiet: true }).catch(() => undefined);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { CcciError, CommandError, EXIT, exitCodeFor } from '../../lib/errors.js';
 import { depDomain, stackName } from '../../lib/naming.js';
 import { type RunStateFiles, writeFileAtomically } from '../../lib/run-state.js';
+import { timings } from '../host/timings.js';
 import type { HostTools } from '../host/tools.js';
 import { type DepContract, readContract, setEnvKeys } from './contract.js';
 import { takeApp } from './deploy.js';
@@ -64,7 +65,7 @@ export async function deployDeps(ctx: DepsContext, records: DepResult[]): Promis
     const began = Date.now();
     log(`== dependency ${dep.recipe}: deploying as ${domain} ==`);
     try {
-      await deployDep(ctx, dep, record);
+      await timings.span(`dep ${dep.recipe}`, () => deployDep(ctx, dep, record));
       record.ready = true;
       log(`== dependency ${dep.recipe}: ready at ${record.url} (${record.version ?? 'unversioned'}) ==`);
     } catch (error) {

@@ -57,7 +57,11 @@ export function refusal(domain: string, why: string): string {
  * a clean checkout, its data restored, converged, healthy, answering, and labelled with the version.
  * Then the record goes. Throws (the record stays) when any step fails.
  */
-export async function rollbackWarm(record: WarmRecord, ctx: RollbackContext): Promise<void> {
+export function rollbackWarm(record: WarmRecord, ctx: RollbackContext): Promise<void> {
+  return timings.span(`rollback ${record.domain}`, () => rollBack(record, ctx));
+}
+
+async function rollBack(record: WarmRecord, ctx: RollbackContext): Promise<void> {
   const { abra, docker, log, signal } = ctx;
   const { domain, version } = record;
   const stack = stackName(domain);

@@ -157,12 +157,16 @@ export function summary(results: RunResults): string[] {
   return lines;
 }
 
-const TOP_SPANS = /^(start|fetch|janitor|deploy|teardown .*|results)$/;
+/** The phases outside the stages, as the summary sums their spans (`teardown <domain>` into `teardown`). */
+const PHASES = ['start', 'fetch', 'janitor', 'deploy', 'dep', 'rollback', 'teardown', 'results'];
 
 /** The phases outside the stages, cc-ci's own share and its reaction to docker's events: one line. */
 function timeLine(t: Timings): string {
   const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-  const phases = t.spans.filter((span) => TOP_SPANS.test(span.name)).map((span) => `${span.name} ${seconds(span.durationMs)}`);
+  const phases = PHASES.flatMap((phase) => {
+    const spans = t.spans.filter((span) => span.name === phase || span.name.startsWith(`${phase} `));
+    return spans.length === 0 ? [] : [`${phase} ${seconds(spans.reduce((sum, span) => sum + span.durationMs, 0))}`];
+  });
   const own = `cc-ci's own ${seconds(t.overheadMs)} (${(t.overheadShare * 100).toFixed(1)}% of ${seconds(t.wallMs)})`;
   const reaction =
     t.reaction.medianMs !== null ? `reaction to docker median ${Math.round(t.reaction.medianMs)} ms (${t.reaction.events} waits)` : '';
