@@ -68,7 +68,14 @@ function fakeHost(apps: unknown, services: string[]): { env: NodeJS.ProcessEnv; 
   writeFileSync(join(state, 'calls'), '');
   mkdirSync(join(state, 'abra', 'servers', 'default'), { recursive: true });
   return {
-    env: { PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state, ABRA_DIR: join(state, 'abra'), CCCI_SERVER: 'default' },
+    // No Engine socket: teardown reads through the fake docker, never the real daemon.
+    env: {
+      PATH: `${bin}:${process.env.PATH}`,
+      FAKE_STATE: state,
+      ABRA_DIR: join(state, 'abra'),
+      CCCI_SERVER: 'default',
+      DOCKER_HOST: 'tcp://fake-host.invalid:2375',
+    },
     state,
     calls: () => readFileSync(join(state, 'calls'), 'utf8').split('\n').filter(Boolean),
   };
