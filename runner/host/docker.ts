@@ -78,9 +78,10 @@ const POLL_MS = 1_000;
 const SLOW_POLL_MS = 5_000;
 /**
  * Re-checks after an event that did not end the wait: swarm's task counts trail the container
- * events that change them by a few milliseconds (docs/concurrency.md#waits).
+ * events that change them by tens of milliseconds, so every 5 ms for 100 ms, every 10 ms to
+ * 200 ms, then backing off (docs/concurrency.md#9-waits).
  */
-const LAG_RECHECKS_MS = [10, 25, 50, 100, 200, 400];
+const LAG_RECHECKS_MS = [...Array<number>(20).fill(5), ...Array<number>(10).fill(10), 50, 100, 200, 400];
 const NETWORK_SETTLE_MS = 60_000;
 
 /** A container of a stack, as `docker ps` shows it. */
