@@ -108,27 +108,27 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
     process.exit(exitCodeFor(new CcciError('ERR_CCCI_ORPHANED', why)));
   }
   alarm(deadline);
-  warmUp();
+  rehearse(budget);
   return lifetime;
 }
 
 /**
  * A run receives one guarded signal, so the path from that signal to the first teardown step runs
- * exactly once, and V8 compiles each function on its first call. Walking the costliest part of it
- * now, while nothing is urgent (an abort with a listener, the race that waits for main), took the
- * parent's-death-to-first-teardown-step time from ~2.0 to ~1.5 ms (bench/lifetime.bench.ts).
+ * exactly once, and V8 compiles each function on its first call: done after the signal, that was
+ * most of the parent's-death-to-first-teardown-step time (bench/lifetime.bench.ts). So the funnel
+ * is rehearsed now, while nothing is urgent: a dry Guards, whose backstop and exit do nothing and
+ * whose log goes nowhere, runs a main that listens to its signal, receives SIGTERM, aborts, waits
+ * for main to unwind and runs a step. The same functions then run warm for the real ending.
+ * docs/lifetime.md#what-installlifetimeguards-does-in-order-and-why
  * Caveat: V8 may flush the bytecode of functions left unused across many garbage collections, so
- * deep into a long run part of that cost can come back; half a millisecond, before a teardown that
- * takes seconds.
+ * deep into a long run part of that cost can come back; well under a millisecond, before a
+ * teardown that takes seconds.
  */
-function warmUp(): void {
-  const controller = new AbortController();
-  controller.signal.addEventListener('abort', noop, { once: true });
-  controller.abort(stackless(() => new RunAbortedError('returned', 0, 'cc-ci: warm-up')));
-  let timer: NodeJS.Timeout | undefined;
-  void Promise.race([Promise.resolve(true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 0, false)))]).then(() =>
-    clearTimeout(timer),
-  );
+function rehearse(budget: number): void {
+  const dry = new Guards(DEFAULT_DEADLINE_SECONDS, budget, noop, true);
+  dry.onTeardown(noop);
+  void dry.run((signal) => new Promise<number>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))));
+  dry.receive('SIGTERM');
 }
 
 /** Builds an error without capturing a stack: for the abort reason it would only ever show the funnel. */
@@ -158,11 +158,15 @@ class Guards implements Lifetime {
   private ended: RunAbortedError | undefined;
   private runCalled = false;
   private mainSettled: Promise<void> | undefined;
+  private mainDone = false;
+  private budgetTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly deadline: number,
     private readonly budget: number,
     readonly log: (line: string) => void,
+    // The install-time rehearsal (see rehearse()): no backstop, no exit.
+    private readonly dry = false,
   ) {}
 
   get signal(): AbortSignal {
@@ -185,7 +189,10 @@ class Guards implements Lifetime {
       } catch (error) {
         result = Promise.reject(error);
       }
-      this.mainSettled = result.then(noop, noop);
+      const done = (): void => {
+        this.mainDone = true;
+      };
+      this.mainSettled = result.then(done, done);
       result.then(
         (code) => this.returned(code),
         (error: unknown) => this.threw(error, 'run threw', true),
@@ -195,7 +202,7 @@ class Guards implements Lifetime {
   }
 
   listen(): void {
-    for (const name of GUARDED) process.on(name, () => this.received(name));
+    for (const name of GUARDED) process.on(name, () => this.receive(name));
     process.on('uncaughtException', (error) => this.threw(error, 'uncaught error', false));
     // The loop ran dry before the run ended: either nobody called run() and the work is done, or
     // main awaits a promise nothing can settle any more. Both must still tear down.
@@ -207,7 +214,7 @@ class Guards implements Lifetime {
     });
   }
 
-  private received(name: GuardedSignal): void {
+  receive(name: GuardedSignal): void {
     if (this.ended !== undefined) {
       this.log(`== ${name} received during teardown — ignored ==`);
       return;
@@ -250,21 +257,28 @@ class Guards implements Lifetime {
       () => new RunAbortedError(end, exitCode, `cc-ci: ${message}`, 'cause' in how ? { cause: how.cause } : undefined),
     );
     this.ended = reason;
-    this.armBudget(reason);
+    this.armBackstop();
     this.controller.abort(reason);
     void this.tearDown(reason, !how.byMain);
   }
 
-  private armBudget(reason: RunAbortedError): void {
+  private armBackstop(): void {
     // The deadline no longer applies; the budget does. Backstop first: SIGALRM's default action,
     // set underneath Node, ends the process even if the event loop never turns again. Our listener
     // stays registered: removing it mid-dispatch would leave signal-exit (loaded by execa) as the
     // only listener, and it re-raises the signal to "die as if unhandled", before any teardown.
+    if (this.dry) return;
     resetSignalDefault(constants.signals.SIGALRM);
     alarm(this.budget + BACKSTOP_SECONDS);
-    // Referenced on purpose: it keeps the loop alive, so a teardown step awaiting a promise that
-    // can never settle ends here with the right exit code instead of a natural exit with 0.
-    setTimeout(() => {
+  }
+
+  // The budget's timer. Armed once the first step has started or main is given a grace, whichever
+  // comes first: off the path to the first step, yet before the event loop turns again (see
+  // tearDown). Referenced on purpose: it keeps the loop alive, so a teardown step awaiting a promise
+  // that can never settle ends here with the right exit code instead of a natural exit with 0.
+  private armBudgetTimer(reason: RunAbortedError): void {
+    if (this.budgetTimer !== undefined) return;
+    this.budgetTimer = setTimeout(() => {
       this.log(`== teardown exceeded its ${duration(this.budget)} budget — exiting ${reason.exitCode} without finishing it ==`);
       this.teardownController.abort(new RunAbortedError(reason.end, reason.exitCode, 'cc-ci: teardown budget exceeded'));
       process.exit(reason.exitCode);
@@ -274,19 +288,15 @@ class Guards implements Lifetime {
   private async tearDown(reason: RunAbortedError, waitForMain: boolean): Promise<void> {
     if (waitForMain && this.mainSettled !== undefined) {
       // Let main unwind first (everything it runs listens to the signal), so teardown steps never
-      // race a deploy that is still being cancelled.
-      const grace = Math.min(UNWIND_GRACE_MS, this.budget * 250);
-      let timer: NodeJS.Timeout | undefined;
-      const unwound = await Promise.race([
-        this.mainSettled.then(() => true),
-        new Promise<boolean>((resolve) => (timer = setTimeout(resolve, grace, false))),
-      ]);
-      clearTimeout(timer);
-      if (!unwound) this.log(`== run did not stop within ${grace} ms of the abort — tearing down anyway ==`);
+      // race a deploy that is still being cancelled. One microtask turn first: a main that settled
+      // during the abort's dispatch (its listener rejected) has had its reactions run by then, and
+      // needs no grace timer.
+      await null;
+      if (!this.mainDone) await this.unwind(this.mainSettled, reason);
     }
     for (let step = this.steps.pop(); step !== undefined; step = this.steps.pop()) {
       try {
-        await step(this.teardownController.signal);
+        await this.start(step, reason);
       } catch (error) {
         this.log('== a teardown step failed — continuing with the next ==');
         this.log(describe(error));
@@ -294,7 +304,30 @@ class Guards implements Lifetime {
     }
     // process.exit, not process.exitCode: whatever main left running (timers, children, a lock
     // wait) must not keep a finished run alive.
-    process.exit(reason.exitCode);
+    if (this.dry) clearTimeout(this.budgetTimer);
+    else process.exit(reason.exitCode);
+  }
+
+  // Waits for main to settle, at most a grace.
+  private async unwind(mainSettled: Promise<void>, reason: RunAbortedError): Promise<void> {
+    this.armBudgetTimer(reason);
+    const grace = Math.min(UNWIND_GRACE_MS, this.budget * 250);
+    let timer: NodeJS.Timeout | undefined;
+    const unwound = await Promise.race([
+      mainSettled.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, grace, false))),
+    ]);
+    clearTimeout(timer);
+    if (!unwound) this.log(`== run did not stop within ${grace} ms of the abort — tearing down anyway ==`);
+  }
+
+  // Runs a step and, as soon as it has started (returned or thrown), arms the budget's timer.
+  private start(step: TeardownStep, reason: RunAbortedError): void | Promise<void> {
+    try {
+      return step(this.teardownController.signal);
+    } finally {
+      this.armBudgetTimer(reason);
+    }
   }
 }
 
