@@ -131,12 +131,15 @@ function rehearse(budget: number): void {
   dry.receive('SIGTERM');
 }
 
-/** Builds an error without capturing a stack: for the abort reason it would only ever show the funnel. */
-function stackless<T>(build: () => T): T {
+/**
+ * The abort reason for an ending, built without a stack: it would only ever show the funnel (a
+ * thrown error's own stack stays in `cause`).
+ */
+function ending(end: RunEnd, exitCode: number, message: string, options?: ErrorOptions): RunAbortedError {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return build();
+    return new RunAbortedError(end, exitCode, `cc-ci: ${message}`, options);
   } finally {
     Error.stackTraceLimit = limit;
   }
@@ -154,6 +157,8 @@ function orphaned(expected: { pid: number; from: string } | null): string | null
 class Guards implements Lifetime {
   private readonly controller = new AbortController();
   private readonly teardownController = new AbortController();
+  // Node makes an AbortController's signal on first use: made now, not on the way to the first step.
+  private readonly teardownSignal = this.teardownController.signal;
   private readonly steps: TeardownStep[] = [];
   private ended: RunAbortedError | undefined;
   private runCalled = false;
@@ -161,13 +166,32 @@ class Guards implements Lifetime {
   private mainDone = false;
   private budgetTimer: NodeJS.Timeout | undefined;
 
+  // What each guarded signal logs and aborts with, made now rather than when the signal comes: the
+  // same line and the same stackless error either way, and making them was on the path to the
+  // first teardown step.
+  private readonly signalEndings: Record<GuardedSignal, { line: string; reason: RunAbortedError }>;
+
   constructor(
-    private readonly deadline: number,
+    deadline: number,
     private readonly budget: number,
     readonly log: (line: string) => void,
     // The install-time rehearsal (see rehearse()): no backstop, no exit.
     private readonly dry = false,
-  ) {}
+  ) {
+    const received = (name: Exclude<GuardedSignal, 'SIGALRM'>) => ({
+      line: `== ${name} received — tearing down ==`,
+      reason: ending(name, 128 + constants.signals[name], `${name} received`),
+    });
+    this.signalEndings = {
+      SIGTERM: received('SIGTERM'),
+      SIGINT: received('SIGINT'),
+      SIGHUP: received('SIGHUP'),
+      SIGALRM: {
+        line: `== run exceeded ${duration(deadline)} hard deadline — tearing down ==`,
+        reason: ending('SIGALRM', 128 + constants.signals.SIGALRM, `run exceeded its ${deadline}-second hard deadline`),
+      },
+    };
+  }
 
   get signal(): AbortSignal {
     return this.controller.signal;
@@ -208,9 +232,9 @@ class Guards implements Lifetime {
     // main awaits a promise nothing can settle any more. Both must still tear down.
     process.on('beforeExit', () => {
       if (this.ended !== undefined) return;
-      if (!this.runCalled) return this.end('returned', Number(process.exitCode ?? 0), 'the run finished', { byMain: true });
+      if (!this.runCalled) return this.end(ending('returned', Number(process.exitCode ?? 0), 'the run finished'), true);
       this.log('== run stalled: main awaits a promise nothing can settle — tearing down ==');
-      this.end('stalled', 1, 'main stalled', { byMain: true });
+      this.end(ending('stalled', 1, 'main stalled'), true);
     });
   }
 
@@ -219,13 +243,9 @@ class Guards implements Lifetime {
       this.log(`== ${name} received during teardown — ignored ==`);
       return;
     }
-    if (name === 'SIGALRM') {
-      this.log(`== run exceeded ${duration(this.deadline)} hard deadline — tearing down ==`);
-      this.end(name, 128 + constants.signals.SIGALRM, `run exceeded its ${this.deadline}-second hard deadline`, { byMain: false });
-    } else {
-      this.log(`== ${name} received — tearing down ==`);
-      this.end(name, 128 + constants.signals[name], `${name} received`, { byMain: false });
-    }
+    const { line, reason } = this.signalEndings[name];
+    this.log(line);
+    this.end(reason, false);
   }
 
   private returned(code: number): void {
@@ -234,7 +254,7 @@ class Guards implements Lifetime {
       this.log(`== run returned ${String(code)}, not an exit code (0-255) — treating it as a failure ==`);
       code = 1;
     }
-    this.end('returned', code, `the run returned ${code}`, { byMain: true });
+    this.end(ending('returned', code, `the run returned ${code}`), true);
   }
 
   private threw(error: unknown, what: string, byMain: boolean): void {
@@ -245,21 +265,17 @@ class Guards implements Lifetime {
     }
     this.log(describe(error));
     this.log(`== ${what} — tearing down ==`);
-    this.end('threw', exitCodeFor(error), what, { byMain, cause: error });
+    this.end(ending('threw', exitCodeFor(error), what, { cause: error }), byMain);
   }
 
   // The funnel: every way of ending comes through here, and only the first one gets past the guard.
   // `byMain`: main itself ended the run (returned, threw, stalled), so there is nothing to unwind.
-  private end(end: RunEnd, exitCode: number, message: string, how: { byMain: boolean; cause?: unknown }): void {
+  private end(reason: RunAbortedError, byMain: boolean): void {
     if (this.ended !== undefined) return;
-    // Its stack would only show this funnel; a thrown error's own stack stays in `cause`.
-    const reason = stackless(
-      () => new RunAbortedError(end, exitCode, `cc-ci: ${message}`, 'cause' in how ? { cause: how.cause } : undefined),
-    );
     this.ended = reason;
     this.armBackstop();
     this.controller.abort(reason);
-    void this.tearDown(reason, !how.byMain);
+    void this.tearDown(reason, !byMain);
   }
 
   private armBackstop(): void {
@@ -324,7 +340,7 @@ class Guards implements Lifetime {
   // Runs a step and, as soon as it has started (returned or thrown), arms the budget's timer.
   private start(step: TeardownStep, reason: RunAbortedError): void | Promise<void> {
     try {
-      return step(this.teardownController.signal);
+      return step(this.teardownSignal);
     } finally {
       this.armBudgetTimer(reason);
     }
