@@ -125,7 +125,8 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
  * teardown that takes seconds.
  */
 function rehearse(budget: number): void {
-  const dry = new Guards(DEFAULT_DEADLINE_SECONDS, budget, noop, true);
+  // The log wrapper and the signal listener are the real ones too, around a log that does nothing.
+  const dry = new Guards(DEFAULT_DEADLINE_SECONDS, budget, safeLog(noop), true);
   dry.onTeardown(noop);
   void dry.run((signal) => new Promise<number>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))));
   dry.receive('SIGTERM');
@@ -226,7 +227,7 @@ class Guards implements Lifetime {
   }
 
   listen(): void {
-    for (const name of GUARDED) process.on(name, () => this.receive(name));
+    for (const name of GUARDED) process.on(name, this.receive); // Node passes the signal's name
     process.on('uncaughtException', (error) => this.threw(error, 'uncaught error', false));
     // The loop ran dry before the run ended: either nobody called run() and the work is done, or
     // main awaits a promise nothing can settle any more. Both must still tear down.
@@ -238,7 +239,8 @@ class Guards implements Lifetime {
     });
   }
 
-  receive(name: GuardedSignal): void {
+  // The signal listener itself, so that the rehearsal runs the very function a signal will.
+  readonly receive = (name: GuardedSignal): void => {
     if (this.ended !== undefined) {
       this.log(`== ${name} received during teardown — ignored ==`);
       return;
@@ -246,7 +248,7 @@ class Guards implements Lifetime {
     const { line, reason } = this.signalEndings[name];
     this.log(line);
     this.end(reason, false);
-  }
+  };
 
   private returned(code: number): void {
     if (this.ended !== undefined) return; // a signal already decided the exit code
