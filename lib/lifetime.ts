@@ -15,7 +15,7 @@ import { writeSync } from 'node:fs';
 import { constants } from 'node:os';
 
 import { CcciError, InputError, RunAbortedError, exitCodeFor, type RunEnd } from './errors.js';
-import { alarm, getPdeathsig, getppid, resetSignalDefault, setPdeathsig } from './native.js';
+import { alarm, armAlarmBackstop, getPdeathsig, getppid, setPdeathsig } from './native.js';
 
 // The parent this process had when it started (near enough: when this module loaded). If getppid()
 // differs later, that parent died and a subreaper adopted us: no parent-death signal will come.
@@ -286,8 +286,7 @@ class Guards implements Lifetime {
     // stays registered: removing it mid-dispatch would leave signal-exit (loaded by execa) as the
     // only listener, and it re-raises the signal to "die as if unhandled", before any teardown.
     if (this.dry) return;
-    resetSignalDefault(constants.signals.SIGALRM);
-    alarm(this.budget + BACKSTOP_SECONDS);
+    armAlarmBackstop(this.budget + BACKSTOP_SECONDS); // one call, not two: it is on the path to the first step
   }
 
   // The budget's timer. Armed once the first step has started or main is given a grace, whichever
