@@ -15,7 +15,7 @@ import { writeSync } from 'node:fs';
 import { constants } from 'node:os';
 
 import { CcciError, InputError, RunAbortedError, exitCodeFor, type RunEnd } from './errors.js';
-import { alarm, getPdeathsig, getppid, resetSignalDefault, setPdeathsig } from './native.js';
+import { alarm, armAlarmBackstop, getPdeathsig, getppid, setPdeathsig } from './native.js';
 
 // The parent this process had when it started (near enough: when this module loaded). If getppid()
 // differs later, that parent died and a subreaper adopted us: no parent-death signal will come.
@@ -108,35 +108,39 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
     process.exit(exitCodeFor(new CcciError('ERR_CCCI_ORPHANED', why)));
   }
   alarm(deadline);
-  warmUp();
+  rehearse(budget);
   return lifetime;
 }
 
 /**
  * A run receives one guarded signal, so the path from that signal to the first teardown step runs
- * exactly once, and V8 compiles each function on its first call. Walking the costliest part of it
- * now, while nothing is urgent (an abort with a listener, the race that waits for main), took the
- * parent's-death-to-first-teardown-step time from ~2.0 to ~1.5 ms (bench/lifetime.bench.ts).
+ * exactly once, and V8 compiles each function on its first call: done after the signal, that was
+ * most of the parent's-death-to-first-teardown-step time (bench/lifetime.bench.ts). So the funnel
+ * is rehearsed now, while nothing is urgent: a dry Guards, whose backstop and exit do nothing and
+ * whose log goes nowhere, runs a main that listens to its signal, receives SIGTERM, aborts, waits
+ * for main to unwind and runs a step. The same functions then run warm for the real ending.
+ * docs/lifetime.md#what-installlifetimeguards-does-in-order-and-why
  * Caveat: V8 may flush the bytecode of functions left unused across many garbage collections, so
- * deep into a long run part of that cost can come back; half a millisecond, before a teardown that
- * takes seconds.
+ * deep into a long run part of that cost can come back; well under a millisecond, before a
+ * teardown that takes seconds.
  */
-function warmUp(): void {
-  const controller = new AbortController();
-  controller.signal.addEventListener('abort', noop, { once: true });
-  controller.abort(stackless(() => new RunAbortedError('returned', 0, 'cc-ci: warm-up')));
-  let timer: NodeJS.Timeout | undefined;
-  void Promise.race([Promise.resolve(true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 0, false)))]).then(() =>
-    clearTimeout(timer),
-  );
+function rehearse(budget: number): void {
+  // The log wrapper and the signal listener are the real ones too, around a log that does nothing.
+  const dry = new Guards(DEFAULT_DEADLINE_SECONDS, budget, safeLog(noop), true);
+  dry.onTeardown(noop);
+  void dry.run((signal) => new Promise<number>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason))));
+  dry.receive('SIGTERM');
 }
 
-/** Builds an error without capturing a stack: for the abort reason it would only ever show the funnel. */
-function stackless<T>(build: () => T): T {
+/**
+ * The abort reason for an ending, built without a stack: it would only ever show the funnel (a
+ * thrown error's own stack stays in `cause`).
+ */
+function ending(end: RunEnd, exitCode: number, message: string, options?: ErrorOptions): RunAbortedError {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return build();
+    return new RunAbortedError(end, exitCode, `cc-ci: ${message}`, options);
   } finally {
     Error.stackTraceLimit = limit;
   }
@@ -154,16 +158,41 @@ function orphaned(expected: { pid: number; from: string } | null): string | null
 class Guards implements Lifetime {
   private readonly controller = new AbortController();
   private readonly teardownController = new AbortController();
+  // Node makes an AbortController's signal on first use: made now, not on the way to the first step.
+  private readonly teardownSignal = this.teardownController.signal;
   private readonly steps: TeardownStep[] = [];
   private ended: RunAbortedError | undefined;
   private runCalled = false;
   private mainSettled: Promise<void> | undefined;
+  private mainDone = false;
+  private budgetTimer: NodeJS.Timeout | undefined;
+
+  // What each guarded signal logs and aborts with, made now rather than when the signal comes: the
+  // same line and the same stackless error either way, and making them was on the path to the
+  // first teardown step.
+  private readonly signalEndings: Record<GuardedSignal, { line: string; reason: RunAbortedError }>;
 
   constructor(
-    private readonly deadline: number,
+    deadline: number,
     private readonly budget: number,
     readonly log: (line: string) => void,
-  ) {}
+    // The install-time rehearsal (see rehearse()): no backstop, no exit.
+    private readonly dry = false,
+  ) {
+    const received = (name: Exclude<GuardedSignal, 'SIGALRM'>) => ({
+      line: `== ${name} received — tearing down ==`,
+      reason: ending(name, 128 + constants.signals[name], `${name} received`),
+    });
+    this.signalEndings = {
+      SIGTERM: received('SIGTERM'),
+      SIGINT: received('SIGINT'),
+      SIGHUP: received('SIGHUP'),
+      SIGALRM: {
+        line: `== run exceeded ${duration(deadline)} hard deadline — tearing down ==`,
+        reason: ending('SIGALRM', 128 + constants.signals.SIGALRM, `run exceeded its ${deadline}-second hard deadline`),
+      },
+    };
+  }
 
   get signal(): AbortSignal {
     return this.controller.signal;
@@ -185,7 +214,10 @@ class Guards implements Lifetime {
       } catch (error) {
         result = Promise.reject(error);
       }
-      this.mainSettled = result.then(noop, noop);
+      const done = (): void => {
+        this.mainDone = true;
+      };
+      this.mainSettled = result.then(done, done);
       result.then(
         (code) => this.returned(code),
         (error: unknown) => this.threw(error, 'run threw', true),
@@ -195,31 +227,28 @@ class Guards implements Lifetime {
   }
 
   listen(): void {
-    for (const name of GUARDED) process.on(name, () => this.received(name));
+    for (const name of GUARDED) process.on(name, this.receive); // Node passes the signal's name
     process.on('uncaughtException', (error) => this.threw(error, 'uncaught error', false));
     // The loop ran dry before the run ended: either nobody called run() and the work is done, or
     // main awaits a promise nothing can settle any more. Both must still tear down.
     process.on('beforeExit', () => {
       if (this.ended !== undefined) return;
-      if (!this.runCalled) return this.end('returned', Number(process.exitCode ?? 0), 'the run finished', { byMain: true });
+      if (!this.runCalled) return this.end(ending('returned', Number(process.exitCode ?? 0), 'the run finished'), true);
       this.log('== run stalled: main awaits a promise nothing can settle — tearing down ==');
-      this.end('stalled', 1, 'main stalled', { byMain: true });
+      this.end(ending('stalled', 1, 'main stalled'), true);
     });
   }
 
-  private received(name: GuardedSignal): void {
+  // The signal listener itself, so that the rehearsal runs the very function a signal will.
+  readonly receive = (name: GuardedSignal): void => {
     if (this.ended !== undefined) {
       this.log(`== ${name} received during teardown — ignored ==`);
       return;
     }
-    if (name === 'SIGALRM') {
-      this.log(`== run exceeded ${duration(this.deadline)} hard deadline — tearing down ==`);
-      this.end(name, 128 + constants.signals.SIGALRM, `run exceeded its ${this.deadline}-second hard deadline`, { byMain: false });
-    } else {
-      this.log(`== ${name} received — tearing down ==`);
-      this.end(name, 128 + constants.signals[name], `${name} received`, { byMain: false });
-    }
-  }
+    const { line, reason } = this.signalEndings[name];
+    this.log(line);
+    this.end(reason, false);
+  };
 
   private returned(code: number): void {
     if (this.ended !== undefined) return; // a signal already decided the exit code
@@ -227,7 +256,7 @@ class Guards implements Lifetime {
       this.log(`== run returned ${String(code)}, not an exit code (0-255) — treating it as a failure ==`);
       code = 1;
     }
-    this.end('returned', code, `the run returned ${code}`, { byMain: true });
+    this.end(ending('returned', code, `the run returned ${code}`), true);
   }
 
   private threw(error: unknown, what: string, byMain: boolean): void {
@@ -238,33 +267,35 @@ class Guards implements Lifetime {
     }
     this.log(describe(error));
     this.log(`== ${what} — tearing down ==`);
-    this.end('threw', exitCodeFor(error), what, { byMain, cause: error });
+    this.end(ending('threw', exitCodeFor(error), what, { cause: error }), byMain);
   }
 
   // The funnel: every way of ending comes through here, and only the first one gets past the guard.
   // `byMain`: main itself ended the run (returned, threw, stalled), so there is nothing to unwind.
-  private end(end: RunEnd, exitCode: number, message: string, how: { byMain: boolean; cause?: unknown }): void {
+  private end(reason: RunAbortedError, byMain: boolean): void {
     if (this.ended !== undefined) return;
-    // Its stack would only show this funnel; a thrown error's own stack stays in `cause`.
-    const reason = stackless(
-      () => new RunAbortedError(end, exitCode, `cc-ci: ${message}`, 'cause' in how ? { cause: how.cause } : undefined),
-    );
     this.ended = reason;
-    this.armBudget(reason);
+    this.armBackstop();
     this.controller.abort(reason);
-    void this.tearDown(reason, !how.byMain);
+    void this.tearDown(reason, !byMain);
   }
 
-  private armBudget(reason: RunAbortedError): void {
+  private armBackstop(): void {
     // The deadline no longer applies; the budget does. Backstop first: SIGALRM's default action,
     // set underneath Node, ends the process even if the event loop never turns again. Our listener
     // stays registered: removing it mid-dispatch would leave signal-exit (loaded by execa) as the
     // only listener, and it re-raises the signal to "die as if unhandled", before any teardown.
-    resetSignalDefault(constants.signals.SIGALRM);
-    alarm(this.budget + BACKSTOP_SECONDS);
-    // Referenced on purpose: it keeps the loop alive, so a teardown step awaiting a promise that
-    // can never settle ends here with the right exit code instead of a natural exit with 0.
-    setTimeout(() => {
+    if (this.dry) return;
+    armAlarmBackstop(this.budget + BACKSTOP_SECONDS); // one call, not two: it is on the path to the first step
+  }
+
+  // The budget's timer. Armed once the first step has started or main is given a grace, whichever
+  // comes first: off the path to the first step, yet before the event loop turns again (see
+  // tearDown). Referenced on purpose: it keeps the loop alive, so a teardown step awaiting a promise
+  // that can never settle ends here with the right exit code instead of a natural exit with 0.
+  private armBudgetTimer(reason: RunAbortedError): void {
+    if (this.budgetTimer !== undefined) return;
+    this.budgetTimer = setTimeout(() => {
       this.log(`== teardown exceeded its ${duration(this.budget)} budget — exiting ${reason.exitCode} without finishing it ==`);
       this.teardownController.abort(new RunAbortedError(reason.end, reason.exitCode, 'cc-ci: teardown budget exceeded'));
       process.exit(reason.exitCode);
@@ -274,19 +305,15 @@ class Guards implements Lifetime {
   private async tearDown(reason: RunAbortedError, waitForMain: boolean): Promise<void> {
     if (waitForMain && this.mainSettled !== undefined) {
       // Let main unwind first (everything it runs listens to the signal), so teardown steps never
-      // race a deploy that is still being cancelled.
-      const grace = Math.min(UNWIND_GRACE_MS, this.budget * 250);
-      let timer: NodeJS.Timeout | undefined;
-      const unwound = await Promise.race([
-        this.mainSettled.then(() => true),
-        new Promise<boolean>((resolve) => (timer = setTimeout(resolve, grace, false))),
-      ]);
-      clearTimeout(timer);
-      if (!unwound) this.log(`== run did not stop within ${grace} ms of the abort — tearing down anyway ==`);
+      // race a deploy that is still being cancelled. One microtask turn first: a main that settled
+      // during the abort's dispatch (its listener rejected) has had its reactions run by then, and
+      // needs no grace timer.
+      await null;
+      if (!this.mainDone) await this.unwind(this.mainSettled, reason);
     }
     for (let step = this.steps.pop(); step !== undefined; step = this.steps.pop()) {
       try {
-        await step(this.teardownController.signal);
+        await this.start(step, reason);
       } catch (error) {
         this.log('== a teardown step failed — continuing with the next ==');
         this.log(describe(error));
@@ -294,7 +321,30 @@ class Guards implements Lifetime {
     }
     // process.exit, not process.exitCode: whatever main left running (timers, children, a lock
     // wait) must not keep a finished run alive.
-    process.exit(reason.exitCode);
+    if (this.dry) clearTimeout(this.budgetTimer);
+    else process.exit(reason.exitCode);
+  }
+
+  // Waits for main to settle, at most a grace.
+  private async unwind(mainSettled: Promise<void>, reason: RunAbortedError): Promise<void> {
+    this.armBudgetTimer(reason);
+    const grace = Math.min(UNWIND_GRACE_MS, this.budget * 250);
+    let timer: NodeJS.Timeout | undefined;
+    const unwound = await Promise.race([
+      mainSettled.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(resolve, grace, false))),
+    ]);
+    clearTimeout(timer);
+    if (!unwound) this.log(`== run did not stop within ${grace} ms of the abort — tearing down anyway ==`);
+  }
+
+  // Runs a step and, as soon as it has started (returned or thrown), arms the budget's timer.
+  private start(step: TeardownStep, reason: RunAbortedError): void | Promise<void> {
+    try {
+      return step(this.teardownSignal);
+    } finally {
+      this.armBudgetTimer(reason);
+    }
   }
 }
 

@@ -94,6 +94,12 @@ interface Binding {
    * though JS listeners remain registered. For last-resort backstops only.
    */
   resetSignalDefault(signal: number): void;
+  /**
+   * The teardown's kernel backstop in one call: SIGALRM back to its default action (as
+   * {@link resetSignalDefault}), then alarm(2) for `seconds` (at least 1): the process ends then,
+   * whatever its event loop does.
+   */
+  armAlarmBackstop(seconds: number): void;
   /** getppid(2), asked of the kernel on every call. */
   getppid(): number;
   /** setsid(2): a new session and process group led by this process. */
@@ -161,6 +167,7 @@ export const {
   getChildSubreaper,
   alarm,
   resetSignalDefault,
+  armAlarmBackstop,
   getppid,
   setsid,
 } = binding;

@@ -37,15 +37,24 @@ namespace {
 // the janitor's hot path: it allocates nothing.
 napi_value Flock(napi_env env, napi_callback_info info) {
   Args<2> args(env, info);
+  // The hot path, inline: an fd that is an integer in range and one of the four operations flock()
+  // accepts, checked without the readers' calls (about 20 ns of a try-lock + unlock's 1.1 µs:
+  // bench/README.md). Anything else goes through the readers below, which throw the precise error.
+  double fdArg, opArg;
+  if (napi_get_value_double(env, args[0], &fdArg) == napi_ok &&
+      napi_get_value_double(env, args[1], &opArg) == napi_ok && fdArg >= 0 && fdArg <= INT32_MAX &&
+      static_cast<double>(static_cast<int>(fdArg)) == fdArg &&
+      (opArg == (LOCK_EX | LOCK_NB) || opArg == LOCK_UN || opArg == (LOCK_SH | LOCK_NB) ||
+       opArg == (LOCK_UN | LOCK_NB))) {
+    if (::flock(static_cast<int>(fdArg), static_cast<int>(opArg)) == 0) return Boolean(env, true);
+    if (errno == EWOULDBLOCK) return Boolean(env, false);
+    return ThrowErrno(env, errno, "flock");
+  }
   int fd, op;
   if (!FdArg(env, args[0], &fd) || !OpArg(env, args[1], &op)) return nullptr;
-  if ((op & LOCK_UN) == 0 && (op & LOCK_NB) == 0) {
-    return ThrowInvalidValue(env, "operation", args[1],
-                             "must include LOCK_NB: flock() never blocks the JS thread (use flockWait())");
-  }
-  if (::flock(fd, op) == 0) return Boolean(env, true);
-  if (errno == EWOULDBLOCK) return Boolean(env, false);
-  return ThrowErrno(env, errno, "flock");
+  // A valid fd and operation that missed the hot path: LOCK_SH or LOCK_EX without LOCK_NB.
+  return ThrowInvalidValue(env, "operation", args[1],
+                           "must include LOCK_NB: flock() never blocks the JS thread (use flockWait())");
 }
 
 // The euid as of the last time we asked the kernel: the janitor probes every lockfile on every

@@ -64,6 +64,21 @@ napi_value ResetSignalDefault(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
+// The teardown's kernel backstop in one call: SIGALRM back to its default action (as
+// ResetSignalDefault), then alarm(seconds). It runs on the way from a signal to the first teardown
+// step, where one call instead of two saves ~10 µs (docs/lifetime.md#the-teardown-is-bounded-too).
+napi_value ArmAlarmBackstop(napi_env env, napi_callback_info info) {
+  Args<1> args(env, info);
+  int64_t seconds;
+  if (!IntArg(env, args[0], "seconds", 1, UINT32_MAX, &seconds)) return nullptr;
+  struct sigaction action = {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  if (sigaction(SIGALRM, &action, nullptr) != 0) return ThrowErrno(env, errno, "sigaction");
+  alarm(static_cast<unsigned>(seconds));
+  return Undefined(env);
+}
+
 napi_value Getppid(napi_env env, napi_callback_info) { return Number(env, getppid()); }
 
 napi_value Setsid(napi_env env, napi_callback_info) {
@@ -81,6 +96,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   ExportFunction(env, exports, "getChildSubreaper", GetChildSubreaper);
   ExportFunction(env, exports, "alarm", Alarm);
   ExportFunction(env, exports, "resetSignalDefault", ResetSignalDefault);
+  ExportFunction(env, exports, "armAlarmBackstop", ArmAlarmBackstop);
   ExportFunction(env, exports, "getppid", Getppid);
   ExportFunction(env, exports, "setsid", Setsid);
 }

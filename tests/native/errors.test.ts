@@ -187,6 +187,12 @@ describe('bad arguments', () => {
       typeError('ERR_INVALID_ARG_TYPE', /"options\.signal"/),
     ],
     [
+      // Refused before anything is armed: a backstop of 0 s would cancel the alarm instead.
+      'armAlarmBackstop of 0 seconds',
+      () => native.armAlarmBackstop(0),
+      rangeError('ERR_OUT_OF_RANGE', /^The value of "seconds" is out of range\. It must be >= 1 && <= 4294967295\. Received 0$/),
+    ],
+    [
       'openLockFile with a number path',
       () => openLockFile(7 as never, true),
       typeError('ERR_INVALID_ARG_TYPE', /"path" argument must be of type string\. Received type number \(7\)$/),
