@@ -419,9 +419,10 @@ export function dockerClient(context: DockerContext): Docker {
         }
       }
       // A network of the stack is removed as soon as it is listed. It is settled once none is
-      // listed and nothing of the stack could still hold one: swarm refuses a network's pending
-      // removal while a task uses it, and the network then shows again (docs/concurrency.md#waits).
-      // With nothing pending, that is one check.
+      // listed, nothing of the stack could still hold one (a task, a container), and this node has
+      // destroyed its own instance of each: swarm refuses a network's pending removal while any of
+      // those holds it, and the network then shows again (docs/concurrency.md#9-waits). With
+      // nothing pending, that is one check.
       await until(
         `networks of ${stack} were not removed`,
         { span: `wait networks ${stack}`, stack, timeoutMs: NETWORK_SETTLE_MS },
@@ -433,7 +434,9 @@ export function dockerClient(context: DockerContext): Docker {
             return `still there: ${left.join(', ')}`;
           }
           const holders = [...(await reads.tasks(stack)), ...(await reads.containers(stack, true))].map((item) => item.name);
-          return holders.length ? `still held by ${holders.join(', ')}` : null;
+          if (holders.length) return `still held by ${holders.join(', ')}`;
+          const onNode = feed?.heldNetworks(`${stack}_`) ?? [];
+          return onNode.length ? `not yet destroyed on this node: ${onNode.join(', ')}` : null;
         },
       );
     },

@@ -20,6 +20,8 @@ export interface EngineEvent {
   Type: string;
   Action: string;
   Actor: { ID: string; Attributes: Record<string, string> };
+  /** `local` for what this node's Engine did, `swarm` for the manager's cluster events. */
+  scope?: string;
   /** Nanoseconds since the epoch, on the host's clock. */
   timeNano: number;
 }
@@ -71,18 +73,32 @@ export interface Subscription {
 const REOPEN_MS = 1_000;
 
 /**
- * One `GET /events` stream per process, opened on the first subscription and reopened when it
- * ends (a restarted daemon, a dropped socket); each (re)open asks for the events since the last
+ * One `GET /events` stream per process, opened when the feed is made and reopened a second after
+ * it ends (a restarted daemon, a dropped socket); each (re)open asks for the events since the last
  * one seen, so a gap loses nothing docker still remembers. `alive` says whether it streams now: a
- * waiter polls faster while it does not. The socket is unref'd: it never keeps a process alive.
+ * waiter polls faster while it does not. The socket and the timer are unref'd: they never keep a
+ * process alive. The feed also remembers what this node last did with each network, for the
+ * network-settle rule (docs/concurrency.md#9-waits).
  */
 export class EventFeed {
   private readonly listeners = new Set<Listener>();
+  private readonly localNetworks = new Map<string, string>();
   private open = false;
   private since = wallNowMs() / 1000;
   alive = false;
 
-  constructor(private readonly socket: string) {}
+  constructor(private readonly socket: string) {
+    this.start();
+  }
+
+  /**
+   * Networks named `<prefix>…` that this node has instantiated (a local `create` or `connect`) and
+   * not yet destroyed, as far as the feed has seen since it was made. Swarm refuses to delete a
+   * network a node still holds, and then shows the network again.
+   */
+  heldNetworks(prefix: string): string[] {
+    return [...this.localNetworks].filter(([name, action]) => name.startsWith(prefix) && action !== 'destroy').map(([name]) => name);
+  }
 
   subscribe(match: (event: EngineEvent) => boolean): Subscription {
     const queue: EngineEvent[] = [];
@@ -93,7 +109,6 @@ export class EventFeed {
       wake?.();
     };
     this.listeners.add(listener);
-    this.start();
     return {
       next: (ms, signal) => {
         if (queue.length > 0) return Promise.resolve(queue.shift()!);
@@ -151,8 +166,7 @@ export class EventFeed {
     req.on('close', () => {
       this.open = false;
       this.alive = false;
-      // Reopened only while someone listens; the timer never keeps the process alive either.
-      if (this.listeners.size > 0) setTimeout(() => this.start(), REOPEN_MS).unref();
+      setTimeout(() => this.start(), REOPEN_MS).unref();
     });
     req.end();
   }
@@ -165,6 +179,8 @@ export class EventFeed {
       return; // a line the Engine never sends whole; the slow poll covers what it meant
     }
     this.since = Math.max(this.since, event.timeNano / 1e9);
+    const name = event.Actor?.Attributes?.name;
+    if (event.Type === 'network' && event.scope === 'local' && name) this.localNetworks.set(name, event.Action);
     for (const listener of this.listeners) listener(event);
   }
 }
