@@ -196,7 +196,8 @@ function fallingBack(engine: StateReads, cli: StateReads, tell: (why: string) =>
 /** Whether `event` concerns `stack`: its services, their containers, its networks. */
 function aboutStack(stack: string, event: EngineEvent): boolean {
   const attributes = event.Actor.Attributes ?? {};
-  if (event.Type === 'container') return attributes['com.docker.stack.namespace'] === stack;
+  // A healthcheck's own exec_* events change nothing a wait reads: its outcome comes as health_status.
+  if (event.Type === 'container') return attributes['com.docker.stack.namespace'] === stack && !event.Action.startsWith('exec_');
   return (attributes.name ?? '').startsWith(`${stack}_`);
 }
 

@@ -1,6 +1,6 @@
 // The Docker Engine API on its unix socket, for what a wait needs: the event stream and the few
 // state reads a wait repeats after each event. A read here takes a few milliseconds where a
-// `docker` CLI call takes tens, and the events come as they happen (docs/concurrency.md#waits).
+// `docker` CLI call takes tens, and the events come as they happen (docs/concurrency.md#9-waits).
 // node:http speaks to the socket directly: dockerode would bring ssh2 and its native build for two
 // GET calls. Actions (deploy, rm, exec) stay with the docker and abra CLIs.
 import { request } from 'node:http';
