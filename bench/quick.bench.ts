@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { median, printTable, scratchDir } from './support.js';
+import { median, printTable, scratchDir, scrubSwarm } from './support.js';
 
 const ROUNDS = Number(process.env.BENCH_QUICK_ROUNDS ?? 3);
 
@@ -24,18 +24,6 @@ function runMs(env: NodeJS.ProcessEnv, args: string[]): number {
   if (result.status !== 0)
     throw new Error(`cc-ci run ${args.join(' ')} exited ${result.status ?? result.signal}:\n${result.stderr.slice(-3000)}`);
   return ms;
-}
-
-/** Removes every stack, volume and secret of the bench's base domain. */
-function scrub(marker: string): void {
-  const list = (args: string[]): string[] =>
-    execFileSync('docker', args, { encoding: 'utf8' })
-      .split('\n')
-      .filter((name) => name.includes(marker));
-  for (const stack of list(['stack', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['stack', 'rm', stack]);
-  for (let i = 0; i < 120 && list(['ps', '-a', '--format', '{{.Names}}']).length > 0; i++) spawnSync('sleep', ['0.5']);
-  for (const volume of list(['volume', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['volume', 'rm', '-f', volume]);
-  for (const secret of list(['secret', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['secret', 'rm', secret]);
 }
 
 export default async function quickBench(): Promise<boolean> {
@@ -90,6 +78,6 @@ export default async function quickBench(): Promise<boolean> {
       },
     ]);
   } finally {
-    scrub(base.replaceAll('.', '_'));
+    scrubSwarm(base.replaceAll('.', '_'));
   }
 }

@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { median, printTable, scratchDir } from './support.js';
+import { median, printTable, scratchDir, scrubSwarm } from './support.js';
 
 const ROUNDS = Number(process.env.BENCH_RUN_ROUNDS ?? 5);
 const REACTION_ROUNDS = Number(process.env.BENCH_REACTION_ROUNDS ?? 10);
@@ -51,19 +51,6 @@ function timingsOf(runsDir: string, runId: string): Timings | null {
   const file = join(runsDir, runId, 'results.json');
   if (!existsSync(file)) return null;
   return (JSON.parse(readFileSync(file, 'utf8')) as { timings?: Timings }).timings ?? null;
-}
-
-/** Removes every stack, volume, secret and network of the bench's base domain. */
-function scrub(marker: string): void {
-  const list = (args: string[]): string[] =>
-    execFileSync('docker', args, { encoding: 'utf8' })
-      .split('\n')
-      .filter((name) => name.includes(marker));
-  for (const stack of list(['stack', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['stack', 'rm', stack]);
-  for (let i = 0; i < 120 && list(['ps', '-a', '--format', '{{.Names}}']).length > 0; i++) spawnSync('sleep', ['0.5']);
-  for (const volume of list(['volume', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['volume', 'rm', '-f', volume]);
-  for (const secret of list(['secret', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['secret', 'rm', secret]);
-  for (const network of list(['network', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['network', 'rm', network]);
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -139,22 +126,8 @@ export default async function runBench(): Promise<boolean> {
     const reaction = await reactionCase(base.replaceAll('.', '_'));
     return printTimings(timings, reaction) && wallOk;
   } finally {
-    scrub(base.replaceAll('.', '_'));
+    scrubSwarm(base.replaceAll('.', '_'));
   }
-}
-
-/** `GET <path>` on the Engine's socket, parsed. */
-function engine<T>(path: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: '/var/run/docker.sock', path }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve(JSON.parse(body) as T));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /**
@@ -178,7 +151,9 @@ async function floorReaction(events: { stack: string; atMs: number }[], stack: s
  */
 async function reactionCase(marker: string): Promise<{ ours: Reaction; floor: number }> {
   const { dockerClient } = await import('../runner/host/docker.js');
+  const { engineGet, filters } = await import('../runner/host/engine.js');
   const { timings } = await import('../runner/host/timings.js');
+  const engine = <T>(path: string): Promise<T> => engineGet<T>('/var/run/docker.sock', path);
   const docker = dockerClient({ log: () => undefined });
   const events: { stack: string; atMs: number }[] = [];
   const since = ((performance.timeOrigin + performance.now()) / 1000).toFixed(3);
@@ -206,10 +181,9 @@ async function reactionCase(marker: string): Promise<{ ours: Reaction; floor: nu
       const label = `com.docker.stack.namespace=${stack}`;
       const services = () =>
         engine<{ ServiceStatus?: { RunningTasks: number; DesiredTasks: number } }[]>(
-          `/services?status=true&filters=${encodeURIComponent(JSON.stringify({ name: [`${stack}_`] }))}`,
+          `/services?status=true&${filters({ name: [`${stack}_`] })}`,
         );
-      const containers = () =>
-        engine<unknown[]>(`/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label: [label] }))}`);
+      const containers = () => engine<unknown[]>(`/containers/json?all=1&${filters({ label: [label] })}`);
       execFileSync('docker', [
         ...['service', 'create', '--detach', '--no-resolve-image', '--name', `${stack}_app`, '--label', label],
         ...['--container-label', label, '--stop-grace-period', '1s', IMAGE, 'sleep', '3600'],

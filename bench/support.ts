@@ -1,6 +1,6 @@
 // Shared bench plumbing: compile a C comparison program, time things, print a ratio table.
 // Every figure is a ratio against a comparison measured in the same run on the same machine.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,4 +70,17 @@ export function printTable(title: string, rows: Row[]): boolean {
     );
   }
   return ok;
+}
+
+/** Removes every stack, volume, secret and network whose name holds `marker` (a swarm bench's base domain). */
+export function scrubSwarm(marker: string): void {
+  const list = (args: string[]): string[] =>
+    execFileSync('docker', args, { encoding: 'utf8' })
+      .split('\n')
+      .filter((name) => name.includes(marker));
+  for (const stack of list(['stack', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['stack', 'rm', stack]);
+  for (let i = 0; i < 120 && list(['ps', '-a', '--format', '{{.Names}}']).length > 0; i++) spawnSync('sleep', ['0.5']);
+  for (const volume of list(['volume', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['volume', 'rm', '-f', volume]);
+  for (const secret of list(['secret', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['secret', 'rm', secret]);
+  for (const network of list(['network', 'ls', '--format', '{{.Name}}'])) spawnSync('docker', ['network', 'rm', network]);
 }

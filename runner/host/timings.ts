@@ -71,13 +71,13 @@ class Recorder {
     try {
       return await fn();
     } finally {
-      this.spans.push({ name, startMs: round(start), durationMs: round(performance.now() - start) });
+      this.spans.push({ name, startMs: start, durationMs: performance.now() - start });
     }
   }
 
   /** Records the span `name` from `start` (a performance.now() time) to now. */
   spanSince(name: string, start: number): void {
-    this.spans.push({ name, startMs: round(start), durationMs: round(performance.now() - start) });
+    this.spans.push({ name, startMs: start, durationMs: performance.now() - start });
   }
 
   /** Records `fn` as time outside cc-ci's own code (a subprocess, a request, a lock wait). */
@@ -115,7 +115,10 @@ class Recorder {
         p90Ms: quantile(sorted, 0.9),
         maxMs: quantile(sorted, 1),
       },
-      spans: [...this.spans].sort((a, b) => a.startMs - b.startMs),
+      // In start order, an enclosing span before what it encloses.
+      spans: [...this.spans]
+        .sort((a, b) => a.startMs - b.startMs || b.durationMs - a.durationMs)
+        .map((span) => ({ name: span.name, startMs: round(span.startMs), durationMs: round(span.durationMs) })),
     };
   }
 }

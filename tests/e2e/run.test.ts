@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
+import type { Timings } from '../../runner/host/timings.js';
 import { CLI, ROOT, startCli, type Helper } from '../support/processes.js';
 import { appContainer, customSleep, domainOf, envFile, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
 
@@ -32,6 +33,7 @@ function results(
   teardown: string;
   startedAt: string;
   finishedAt: string;
+  timings: Timings;
 } {
   return JSON.parse(readFileSync(join(world.runs, id, 'results.json'), 'utf8'));
 }
@@ -98,6 +100,24 @@ describe.skipIf(!ready)('cc-ci run on a real swarm', () => {
     expect(calls[0]!.argv.slice(0, 2)).toEqual(['recipe', 'fetch']);
     for (const call of calls) expect(call.ABRA_DIR, call.argv.join(' ')).toBe(join(world.runs, 'cold', 'abra'));
     expect(existsSync(join(world.home, '.abra', 'recipes'))).toBe(false); // the canonical dir kept no recipe tree
+
+    // Where the time went (docs/operations.md#timings): each phase a span, and abra's and docker's
+    // time counted outside cc-ci's, so its own share is a small part of the wall time.
+    const { timings } = outcome;
+    const stack = domain.replaceAll('.', '_');
+    const spans = timings.spans.map((span) => span.name);
+    for (const name of [
+      ...['start', 'fetch', 'janitor', 'deploy', `lock ${domain}`, `abra app deploy ${domain}`, `abra app deploy ${domain} 0.1.0+1.0`],
+      ...['stage install', 'stage upgrade', 'stage custom', `wait converged ${stack}`, `health https://${domain}/`, 'test http.sh'],
+      ...[`teardown ${domain}`, `abra app undeploy ${domain}`, `wait networks ${stack}`, 'results'],
+    ])
+      expect(spans).toContain(name);
+    expect(timings.externalMs).toBeLessThanOrEqual(timings.wallMs);
+    expect(timings.overheadShare).toBeGreaterThan(0);
+    expect(timings.overheadShare).toBeLessThan(0.5);
+    expect(green.output()).toMatch(
+      /^ {2}time: start [0-9.]+ s, fetch .*, teardown [0-9.]+ s, results .*cc-ci's own [0-9.]+ s \([0-9.]+% of [0-9.]+ s\)/m,
+    );
     await assertNothingLeft(world, domain);
   });
 
