@@ -53,14 +53,18 @@ napi_value Alarm(napi_env env, napi_callback_info info) {
 // Puts a signal back to its default action behind Node's back. The teardown backstop needs this:
 // with any JS listener installed (ours, or signal-exit's, which execa loads) libuv keeps catching
 // the signal, and a wedged event loop would never act on it.
+int SetDefaultAction(int sig) {
+  struct sigaction action = {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  return sigaction(sig, &action, nullptr);
+}
+
 napi_value ResetSignalDefault(napi_env env, napi_callback_info info) {
   Args<1> args(env, info);
   int64_t sig;
   if (!IntArg(env, args[0], "signal", 1, SIGRTMAX, &sig)) return nullptr;
-  struct sigaction action = {};
-  action.sa_handler = SIG_DFL;
-  sigemptyset(&action.sa_mask);
-  if (sigaction(static_cast<int>(sig), &action, nullptr) != 0) return ThrowErrno(env, errno, "sigaction");
+  if (SetDefaultAction(static_cast<int>(sig)) != 0) return ThrowErrno(env, errno, "sigaction");
   return Undefined(env);
 }
 
@@ -71,10 +75,7 @@ napi_value ArmAlarmBackstop(napi_env env, napi_callback_info info) {
   Args<1> args(env, info);
   int64_t seconds;
   if (!IntArg(env, args[0], "seconds", 1, UINT32_MAX, &seconds)) return nullptr;
-  struct sigaction action = {};
-  action.sa_handler = SIG_DFL;
-  sigemptyset(&action.sa_mask);
-  if (sigaction(SIGALRM, &action, nullptr) != 0) return ThrowErrno(env, errno, "sigaction");
+  if (SetDefaultAction(SIGALRM) != 0) return ThrowErrno(env, errno, "sigaction");
   alarm(static_cast<unsigned>(seconds));
   return Undefined(env);
 }
