@@ -1,9 +1,11 @@
 // What the chaos suites share: reading a run's timestamped log, finding a `cc-ci step` wrapper's
 // run, watching a process group go, waiting for a condition, and a lockfile's state as flock(1)
-// sees it from outside.
+// sees it from outside, killing a run, and what a chaos run must have covered.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { expect } from 'vitest';
 
 import { isGone, type Helper } from './processes.js';
 import type { World } from './swarm.js';
@@ -105,4 +107,18 @@ export function countByPhase(kills: readonly { landed: string; how: string }[], 
   return phases
     .map((phase) => `${phase} ${kills.filter((k) => k.landed === phase && (how === undefined || k.how === how)).length}`)
     .join(', ');
+}
+
+/** The chaos run's coverage: a kill landed in every one of `phases`, and at least `wrapperKills` through the step wrapper. */
+export function expectEveryPhaseHit(
+  kills: readonly { landed: string; how: string }[],
+  phases: readonly string[],
+  wrapperKills: number,
+): void {
+  for (const phase of phases)
+    expect(
+      kills.some((k) => k.landed === phase),
+      `no kill landed ${phase}`,
+    ).toBe(true);
+  expect(kills.filter((k) => k.how === 'step-wrapper').length).toBeGreaterThanOrEqual(wrapperKills);
 }
