@@ -19,6 +19,8 @@ export interface FileIdentity {
 
 /** The addon, typed once: every export below is one of these members, with its doc. */
 interface Binding {
+  /** The hash of the sources the binary was built from (native/load.cjs). */
+  sourceHash: string;
   /**
    * flock(2) without blocking: `true` when granted, `false` when busy (no exception is built on that
    * path). `op` is LOCK_SH or LOCK_EX with LOCK_NB, or LOCK_UN. A blocking op is refused: use
@@ -136,13 +138,26 @@ function packageRoot(): string {
 }
 
 const require = createRequire(import.meta.url);
-// The local build when there is one (what node-gyp-build picks first, without loading it and
-// scanning for prebuilds); else node-gyp-build finds the prebuild.
-const root = packageRoot();
-const built = join(root, 'build', 'Release', 'cc_ci.node');
-const binding = (existsSync(built) ? require(built) : (require('node-gyp-build') as (dir: string) => Binding)(root)) as Binding;
+
+/** The binary loaded, and the hash of the sources it was built from (native/load.cjs). */
+function load(root: string): { binding: Binding; path: string } {
+  const { loadAddon } = require(join(root, 'native', 'load.cjs')) as { loadAddon(root: string): { binding: Binding; path: string } };
+  try {
+    return loadAddon(root);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw code === 'ERR_CCCI_ADDON_STALE' ? new CcciError(code, message) : error;
+  }
+}
+
+const loaded = load(packageRoot());
+const binding = loaded.binding;
+
+/** The path of the addon binary this process loaded: the local build or a prebuild. */
+export const addonPath: string = loaded.path;
 
 export const {
+  sourceHash,
   LOCK_SH,
   LOCK_EX,
   LOCK_NB,

@@ -1,6 +1,7 @@
 #include <napi.h>
 
 #include "native.h"
+#include "source-hash.h"
 
 namespace {
 
@@ -10,6 +11,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ccci::InitIdentity(env, exports);
   ccci::InitProcess(env, exports);
   ccci::InitDir(env, exports);
+  // Which sources this binary was built from: native/load.cjs loads only a binary of the sources
+  // beside it (docs/native.md#prebuilt-binaries).
+  exports.Set("sourceHash", Napi::String::New(env, CCCI_SOURCE_HASH));
   return exports;
 }
 
