@@ -17,10 +17,16 @@ Options:
   -h, --help  this help
 
 Environment:
+  ABRA_DIR               abra's state dir, where the apps' .env files are (default ~/.abra)
   CCCI_APP_LOCK_DIR      the lock dir (default /run/lock)
   CCCI_BASE_DOMAIN       the domain run apps live under (default ci.commoninternet.net)
   CCCI_DEADLINE_SECONDS  a run's hard deadline, for the long-held flag (default 3600)
+  CCCI_LEGACY_LOCK_DIR   the old shared lock dir during a move; a lock held there is a live run
+                         too (default: unset)
   CCCI_SERVER            the abra server (default default)
+  DOCKER_HOST            the Engine whose events a teardown waits on: a unix:// socket, else it
+                         polls through docker (default /var/run/docker.sock)
+  HOME                   the home of ~/.abra (default: the account's home dir)
 
 Exit codes: 0 swept (see the report for skips), 1 discovery failed, 2 bad input.`;
 

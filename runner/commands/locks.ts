@@ -21,7 +21,9 @@ Options:
   -h, --help  this help
 
 Environment:
-  CCCI_APP_LOCK_DIR  the lock dir (default /run/lock)
+  CCCI_APP_LOCK_DIR     the lock dir (default /run/lock)
+  CCCI_LEGACY_LOCK_DIR  the old shared lock dir during a move, named in errors; its lockfiles are
+                        not listed (default: unset)
 
 Exit codes: 0 listed, 2 bad input (an unknown option, a lock dir that cannot be read).`;
 

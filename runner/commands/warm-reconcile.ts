@@ -19,12 +19,25 @@ Options:
   -h, --help         this help
 
 Environment:
-  CCCI_WARM_APPS     the warm apps when --apps is not given (comma-separated domains)
-  CCCI_APP_LOCK_DIR  the lock dir (default /run/lock)
-  CCCI_SERVER        the abra server (default default)
-  CCCI_RUNS_DIR      where quick runs keep recovery records, in warm/ (default /var/lib/cc-ci-runs)
-  CCCI_INGRESS, CCCI_INGRESS_CA, CCCI_HEALTH, CCCI_CONVERGE_TIMEOUT_SECONDS
-                     a pending rollback's health check and convergence, as for cc-ci run
+  ABRA_DIR                       ignored: unset at the start (default: unset)
+  CCCI_APP_LOCK_DIR              the lock dir (default /run/lock)
+  CCCI_CONVERGE_TIMEOUT_SECONDS  how long a pending rollback's services may take to converge
+                                 (default 600)
+  CCCI_HEALTH                    on or off: a pending rollback's HTTP health check (default on)
+  CCCI_INGRESS                   host:port of the reverse proxy apps answer through
+                                 (default 127.0.0.1:443)
+  CCCI_INGRESS_CA                a PEM file of CAs trusted besides the system's, for the ingress
+                                 (default: unset)
+  CCCI_LEGACY_LOCK_DIR           the old shared lock dir during a move; each app is locked there
+                                 too (default: unset)
+  CCCI_RUNS_DIR                  where quick runs keep recovery records, in warm/
+                                 (default /var/lib/cc-ci-runs)
+  CCCI_SERVER                    the abra server (default default)
+  CCCI_WARM_APPS                 the warm apps when --apps is not given, comma-separated domains
+                                 (default: unset)
+  DOCKER_HOST                    the Engine whose events the waits read: a unix:// socket, else
+                                 they poll through docker (default /var/run/docker.sock)
+  HOME                           the home of ~/.abra (default: the account's home dir)
 
 Exit codes: 0 done (skips are not failures), 1 an upgrade or a pending rollback failed, 2 bad input.`;
 

@@ -126,13 +126,9 @@ describe('each command --help', () => {
     for (const line of text.split('\n')) expect(line.length, `${name}: ${line}`).toBeLessThanOrEqual(100);
   });
 
-  it('run: the stages and every variable parseRunConfig reads are in its --help', () => {
-    const usage = cc(['run', '--help']).stdout;
-    expect(usage).toContain(STAGES.join(','));
-    const config = readFileSync(join(ROOT, 'runner', 'run', 'config.ts'), 'utf8');
-    const read = new Set([...config.matchAll(/\benv\.([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!));
-    expect(read.size).toBeGreaterThan(5);
-    expect([...read].filter((variable) => !usage.includes(variable))).toEqual([]);
+  // The variables each command reads: tests/docs/help-env.test.ts.
+  it('run: its --help names the stages', () => {
+    expect(cc(['run', '--help']).stdout).toContain(STAGES.join(','));
   });
 });
 
