@@ -29,7 +29,7 @@ interface Entry {
 /** Every command, in the overview's order (alphabetical). */
 const COMMANDS: Record<string, Entry> = {
   doctor: {
-    summary: 'Check this host for cc-ci runs: one row per check, pass, warn or fail, with the fix',
+    summary: 'Check this host for cc-ci runs: one row per check, pass, warn or fail, and the fix',
     load: () => import('./commands/doctor.js'),
   },
   janitor: {
