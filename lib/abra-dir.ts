@@ -66,7 +66,7 @@ export function runDir(): string {
 export function ensureRunDir(): string {
   const runs = runsDir();
   makeDir(runs, 'runs dir', 'CCCI_RUNS_DIR', 0o755);
-  trusted(runs, 'runs dir', { owners: 'us-or-root', sticky: true });
+  checkRunsDir();
   const dir = join(runs, runId());
   makeDir(dir, 'run dir', 'CCCI_RUNS_DIR', 0o700);
   trusted(dir, 'run dir', { owners: 'us', sticky: false });
@@ -80,11 +80,22 @@ export function ensureRunDir(): string {
 export function ensureWarmDir(): string {
   const runs = runsDir();
   makeDir(runs, 'runs dir', 'CCCI_RUNS_DIR', 0o755);
-  trusted(runs, 'runs dir', { owners: 'us-or-root', sticky: true });
+  checkRunsDir();
   const dir = join(runs, WARM_DIR);
   makeDir(dir, 'warm record dir', 'CCCI_RUNS_DIR', 0o700);
   trusted(dir, 'warm record dir', { owners: 'us', sticky: false });
   return dir;
+}
+
+/**
+ * The runs dir's rules of {@link ensureRunDir}, creating nothing: throws its InputError for a runs
+ * dir that is not a directory, is owned by neither this user nor root (a symlink too), or others
+ * may write to without the sticky bit; and lstat's ENOENT when it is missing. Returns the runs dir.
+ */
+export function checkRunsDir(): string {
+  const runs = runsDir();
+  trusted(runs, 'runs dir', { owners: 'us-or-root', sticky: true });
+  return runs;
 }
 
 function trusted(path: string, what: string, rule: { owners: 'us' | 'us-or-root'; sticky: boolean }): void {

@@ -31,6 +31,7 @@ export {
   installLifetimeGuards,
   MAX_LIFETIME_SECONDS,
   resolveDeadlineSeconds,
+  resolveTeardownBudgetSeconds,
   UNWIND_GRACE_MS,
   type GuardedSignal,
   type Lifetime,

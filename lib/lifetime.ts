@@ -80,12 +80,7 @@ export function installLifetimeGuards(options: LifetimeOptions = {}): Lifetime {
     throw new CcciError('ERR_CCCI_LIFETIME_INSTALLED', 'lifetime guards are already installed in this process (one Lifetime per process)');
   }
   const deadline = resolveDeadlineSeconds(options.deadlineSeconds);
-  const budget = wholeSeconds(
-    options.teardownBudgetSeconds,
-    'teardownBudgetSeconds',
-    'CCCI_TEARDOWN_BUDGET_SECONDS',
-    DEFAULT_TEARDOWN_BUDGET_SECONDS,
-  );
+  const budget = resolveTeardownBudgetSeconds(options.teardownBudgetSeconds);
   const expected = expectedParent(options.expectedPpid);
   // Meant for this process only: a guarded grandchild must not inherit a pid that is not its parent.
   delete process.env.CCCI_EXPECTED_PPID;
@@ -361,6 +356,11 @@ function isAbortOf(error: unknown, reason: RunAbortedError): boolean {
  */
 export function resolveDeadlineSeconds(explicit?: number): number {
   return wholeSeconds(explicit, 'deadlineSeconds', 'CCCI_DEADLINE_SECONDS', DEFAULT_DEADLINE_SECONDS);
+}
+
+/** The teardown budget in force, in whole seconds: `explicit`, else `CCCI_TEARDOWN_BUDGET_SECONDS`, else 600. */
+export function resolveTeardownBudgetSeconds(explicit?: number): number {
+  return wholeSeconds(explicit, 'teardownBudgetSeconds', 'CCCI_TEARDOWN_BUDGET_SECONDS', DEFAULT_TEARDOWN_BUDGET_SECONDS);
 }
 
 function wholeSeconds(explicit: number | undefined, option: string, variable: string, fallback: number): number {

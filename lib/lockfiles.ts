@@ -78,12 +78,21 @@ export function ensureLockDir(): string {
     if (code === 'ENOENT') throw lockDirError(dir, 'does not exist and its parent is missing too');
     if (code !== 'EEXIST') throw lockDirError(dir, `cannot be created (${code})`);
   }
+  checkLockDir(dir);
+  return dir;
+}
+
+/**
+ * The refusals of {@link ensureLockDir} for a lock dir that exists, creating nothing: throws its
+ * InputError for a path that is not a directory, or one others may write to without the sticky
+ * bit, and the kernel's error (ENOENT, ...) when the path cannot be read. `cc-ci doctor` asks this.
+ */
+export function checkLockDir(dir: string): void {
   const stat = statSync(dir);
   if (!stat.isDirectory()) throw lockDirError(dir, 'is not a directory');
   if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) {
     throw lockDirError(dir, `is writable by others without the sticky bit (mode ${(stat.mode & 0o7777).toString(8)})`);
   }
-  return dir;
 }
 
 function lockDirError(dir: string, why: string): InputError {

@@ -28,6 +28,10 @@ interface Entry {
 
 /** Every command, in the overview's order (alphabetical). */
 const COMMANDS: Record<string, Entry> = {
+  doctor: {
+    summary: 'Check this host for cc-ci runs: one row per check, pass, warn or fail, and the fix',
+    load: () => import('./commands/doctor.js'),
+  },
   janitor: {
     summary: 'Reap the apps of runs that died, leaving every live run alone',
     load: () => import('./commands/janitor.js'),

@@ -84,6 +84,53 @@ function maxDeps(text: string): number {
   return Number(text);
 }
 
+/** `CCCI_QUICK`: `1` the quick lane, `0` or unset not. */
+function quickLane(env: NodeJS.ProcessEnv): boolean {
+  const text = env.CCCI_QUICK ?? '';
+  if (!['', '0', '1'].includes(text)) throw new InputError(`CCCI_QUICK must be 1 (the quick lane) or 0, got ${JSON.stringify(text)}`);
+  return text === '1';
+}
+
+/** `CCCI_GIT_TOKEN`, or undefined. Sent as an HTTP header: a line break would end the header early. Never shown: it is a secret. */
+function gitToken(env: NodeJS.ProcessEnv): string | undefined {
+  const token = env.CCCI_GIT_TOKEN || undefined;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check looks for
+  if (token !== undefined && /[\0-\x1f\x7f]/.test(token)) {
+    throw new InputError('CCCI_GIT_TOKEN contains a control character (line break, tab, NUL, ...); its value is not shown');
+  }
+  return token;
+}
+
+/**
+ * The run's settings that come from the environment alone (no RECIPE, no flag), each with the
+ * variables it reads, in the order parseRunConfig checks them. Each parser throws the InputError
+ * a run would stop with, so `cc-ci doctor` checks every one by itself with the run's own rules.
+ */
+export const ENV_SETTINGS = {
+  quick: { variables: ['CCCI_QUICK'], parse: quickLane },
+  gitBase: {
+    variables: ['CCCI_GIT_BASE'],
+    parse: (env: NodeJS.ProcessEnv) => parseGitBase(env.CCCI_GIT_BASE || 'https://git.autonomic.zone'),
+  },
+  token: { variables: ['CCCI_GIT_TOKEN'], parse: gitToken },
+  server: { variables: ['CCCI_SERVER'], parse: abraServer },
+  convergeTimeoutMs: { variables: ['CCCI_CONVERGE_TIMEOUT_SECONDS'], parse: convergeTimeoutMs },
+  ingress: { variables: ['CCCI_INGRESS', 'CCCI_INGRESS_CA', 'CCCI_HEALTH'], parse: parseIngress },
+  testsDir: {
+    variables: ['CCCI_TESTS_DIR'],
+    parse: (env: NodeJS.ProcessEnv) => absoluteDir('CCCI_TESTS_DIR', env.CCCI_TESTS_DIR || DEFAULT_TESTS_DIR),
+  },
+  testTimeoutMs: {
+    variables: ['CCCI_TEST_TIMEOUT_SECONDS'],
+    parse: (env: NodeJS.ProcessEnv) => positiveInt('CCCI_TEST_TIMEOUT_SECONDS', env.CCCI_TEST_TIMEOUT_SECONDS ?? '900') * 1000,
+  },
+  maxDeps: { variables: ['CCCI_MAX_DEPS'], parse: (env: NodeJS.ProcessEnv) => maxDeps(env.CCCI_MAX_DEPS ?? String(DEFAULT_MAX_DEPS)) },
+  warmApps: {
+    variables: ['CCCI_WARM_APPS'],
+    parse: (env: NodeJS.ProcessEnv) => (env.CCCI_WARM_APPS ? parseWarmApps(env.CCCI_WARM_APPS) : []),
+  },
+} as const;
+
 export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
   const { values } = parseArgs({
     args,
@@ -96,9 +143,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
       quick: { type: 'boolean' },
     },
   });
-  const quickText = env.CCCI_QUICK ?? '';
-  if (!['', '0', '1'].includes(quickText))
-    throw new InputError(`CCCI_QUICK must be 1 (the quick lane) or 0, got ${JSON.stringify(quickText)}`);
+  const quick = ENV_SETTINGS.quick.parse(env);
   // Each message names what the user set: the flag when given, else the variable.
   const named = (flag: keyof typeof values, variable: string): string => (values[flag] === undefined ? variable : `--${flag}`);
   const recipe = values.recipe ?? env.RECIPE;
@@ -116,14 +161,9 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
   if (src !== null && !/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(src)) {
     throw new InputError(`${named('src', 'SRC')} must be OWNER/REPO, got ${JSON.stringify(src)}`);
   }
-  const gitBase = parseGitBase(env.CCCI_GIT_BASE || 'https://git.autonomic.zone');
-  const token = env.CCCI_GIT_TOKEN || undefined;
-  // Sent as an HTTP header: a line break would end the header early. Never shown: it is a secret.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check looks for
-  if (token !== undefined && /[\0-\x1f\x7f]/.test(token)) {
-    throw new InputError('CCCI_GIT_TOKEN contains a control character (line break, tab, NUL, ...); its value is not shown');
-  }
-  const server = abraServer(env); // an InputError of its own
+  const gitBase = ENV_SETTINGS.gitBase.parse(env);
+  const token = ENV_SETTINGS.token.parse(env);
+  const server = ENV_SETTINGS.server.parse(env);
   return {
     recipe,
     ref,
@@ -133,12 +173,12 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     gitBase,
     token,
     server,
-    convergeTimeoutMs: convergeTimeoutMs(env),
-    ingress: parseIngress(env),
-    operatorTests: join(absoluteDir('CCCI_TESTS_DIR', env.CCCI_TESTS_DIR || DEFAULT_TESTS_DIR), recipe),
-    testTimeoutMs: positiveInt('CCCI_TEST_TIMEOUT_SECONDS', env.CCCI_TEST_TIMEOUT_SECONDS ?? '900') * 1000,
-    maxDeps: maxDeps(env.CCCI_MAX_DEPS ?? String(DEFAULT_MAX_DEPS)),
-    quick: values.quick === true || quickText === '1',
-    warmApps: env.CCCI_WARM_APPS ? parseWarmApps(env.CCCI_WARM_APPS) : [],
+    convergeTimeoutMs: ENV_SETTINGS.convergeTimeoutMs.parse(env),
+    ingress: ENV_SETTINGS.ingress.parse(env),
+    operatorTests: join(ENV_SETTINGS.testsDir.parse(env), recipe),
+    testTimeoutMs: ENV_SETTINGS.testTimeoutMs.parse(env),
+    maxDeps: ENV_SETTINGS.maxDeps.parse(env),
+    quick: values.quick === true || quick,
+    warmApps: ENV_SETTINGS.warmApps.parse(env),
   };
 }
