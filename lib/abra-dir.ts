@@ -69,7 +69,7 @@ export function ensureRunDir(): string {
   checkRunsDir();
   const dir = join(runs, runId());
   makeDir(dir, 'run dir', 'CCCI_RUNS_DIR', 0o700);
-  trusted(dir, 'run dir', { owners: 'us', sticky: false });
+  assertTrustedDir(dir, 'run dir', RUN_DIR_RULE);
   return dir;
 }
 
@@ -83,29 +83,56 @@ export function ensureWarmDir(): string {
   checkRunsDir();
   const dir = join(runs, WARM_DIR);
   makeDir(dir, 'warm record dir', 'CCCI_RUNS_DIR', 0o700);
-  trusted(dir, 'warm record dir', { owners: 'us', sticky: false });
+  assertTrustedDir(dir, 'warm record dir', RUN_DIR_RULE);
   return dir;
 }
 
 /**
  * The runs dir's rules of {@link ensureRunDir}, creating nothing: throws its InputError for a runs
  * dir that is not a directory, is owned by neither this user nor root (a symlink too), or others
- * may write to without the sticky bit; and lstat's ENOENT when it is missing. Returns the runs dir.
+ * may write to without the sticky bit, or is missing. Returns the runs dir.
  */
 export function checkRunsDir(): string {
   const runs = runsDir();
-  trusted(runs, 'runs dir', { owners: 'us-or-root', sticky: true });
+  assertTrustedDir(runs, 'runs dir', RUNS_DIR_RULE);
   return runs;
 }
 
-function trusted(path: string, what: string, rule: { owners: 'us' | 'us-or-root'; sticky: boolean }): void {
+/** Who may own a dir cc-ci writes in, and what else it tolerates there. */
+export interface DirRule {
+  owners: 'us' | 'us-or-root';
+  /** Whether a dir others may write to passes when its sticky bit is set. */
+  sticky: boolean;
+  /** Whether a symlink to a dir passes (when the symlink itself is owned as `owners` says). */
+  symlink: boolean;
+  /** The flag or variable that chose the dir, named in the error. */
+  setting: string;
+  code: string;
+}
+
+const RUNS_DIR_RULE: DirRule = { owners: 'us-or-root', sticky: true, symlink: true, setting: 'CCCI_RUNS_DIR', code: 'ERR_CCCI_RUNS_DIR' };
+const RUN_DIR_RULE: DirRule = { owners: 'us', sticky: false, symlink: false, setting: 'CCCI_RUNS_DIR', code: 'ERR_CCCI_RUNS_DIR' };
+
+/**
+ * Refuses, with an InputError naming `rule.setting`, a dir that another local user could have
+ * planted or could write to: missing, not a directory, a symlink the rule does not allow, owned by
+ * someone else, or writable by others (unless the rule allows a sticky one).
+ * docs/threat-model.md#the-runs-dir
+ */
+export function assertTrustedDir(path: string, what: string, rule: DirRule): void {
   const euid = process.geteuid?.() ?? 0;
   const ownedWell = (stat: Stats): boolean => stat.uid === euid || (rule.owners === 'us-or-root' && stat.uid === 0);
   const refuse = (why: string): never => {
-    throw new InputError(`${what} ${path} ${why} (CCCI_RUNS_DIR): refusing to write there`, { code: 'ERR_CCCI_RUNS_DIR', path });
+    throw new InputError(`${what} ${path} ${why} (${rule.setting}): refusing to write there`, { code: rule.code, path });
   };
-  const link = lstatSync(path);
-  if (link.isSymbolicLink() && (rule.owners === 'us' || !ownedWell(link))) refuse(`is a symlink owned by uid ${link.uid}`);
+  let link: Stats;
+  try {
+    link = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') refuse('does not exist');
+    throw error;
+  }
+  if (link.isSymbolicLink() && (!rule.symlink || !ownedWell(link))) refuse(`is a symlink owned by uid ${link.uid}`);
   const stat = link.isSymbolicLink() ? statSync(path) : link;
   if (!stat.isDirectory()) refuse('is not a directory');
   if (!ownedWell(stat)) refuse(`is owned by uid ${stat.uid}, not by this process's uid ${euid}`);

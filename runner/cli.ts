@@ -48,6 +48,10 @@ const COMMANDS: Record<string, Entry> = {
     summary: 'Run a CI step command in its own session and exit with its exact code',
     load: () => import('./commands/step.js'),
   },
+  units: {
+    summary: 'Install the systemd timers that run the janitor and warm-reconcile on schedule',
+    load: () => import('./commands/units.js'),
+  },
   'warm-reconcile': {
     summary: "Bring the warm apps to their recipe's latest version, skipping those a run holds",
     load: () => import('./commands/warm-reconcile.js'),

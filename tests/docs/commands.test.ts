@@ -224,6 +224,12 @@ function checkCommand(command: SimpleCommand, _mode: 'static' | 'run'): string[]
     case 'node':
       if (args[0] === '--version' || args.includes('-e')) return [];
       return [`node ${args.join(' ')}: not a node command this checker knows`];
+    case 'systemctl':
+    case 'journalctl': {
+      // Not run here (no systemd as pid 1 in CI): every cc-ci unit named must be one systemd/ ships.
+      const unknown = args.filter((arg) => /^cc-ci-[\w-]+\.(service|timer)$/.test(arg) && !existsSync(join(ROOT, 'systemd', arg)));
+      return unknown.map((unit) => `${program}: no systemd/${unit}`);
+    }
     case 'lslocks':
     case 'ps':
     case 'cat':

@@ -82,7 +82,7 @@ interface CliOptions {
   setup?: (host: FakeHost) => void;
   /** Called once the command has exited. */
   after?: (host: FakeHost) => void;
-  /** More path mappings for the output, applied first; `@` stands for the fake host's root (also in env values). */
+  /** More path mappings for the output, applied first; `@` stands for the fake host's root (also in env values and args). */
   map?: [string, string][];
 }
 
@@ -108,7 +108,7 @@ async function cli(args: string[], options: CliOptions = {}): Promise<Outcome> {
     env.PATH = bin;
   }
   options.setup?.(host);
-  const result = await execa(process.execPath, [CLI, ...args], {
+  const result = await execa(process.execPath, [CLI, ...args.map((arg) => (arg.startsWith('@/') ? host.root + arg.slice(1) : arg))], {
     env,
     extendEnv: false,
     reject: false,
@@ -170,6 +170,30 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
   'option | `cc-ci run --recipe` (no value)': () => cli(['run', '--recipe']),
   'argument | `cc-ci janitor now`': () => cli(['janitor', 'now']),
   'option | `cc-ci locks --all`': () => cli(['locks', '--all']),
+  '`cc-ci units --dir` | `system` (relative)': () => cli(['units', '--dir', 'system']),
+  '`cc-ci units --dir` | a symlink': () =>
+    cli(['units', '--dir', '@/system-link'], {
+      setup: (host) => symlinkSync(host.root, join(host.root, 'system-link')),
+      map: [['@/system-link', '/etc/systemd/system']],
+    }),
+  '`cc-ci units --dir` | writable by others': () =>
+    cli(['units', '--dir', '@/system'], {
+      setup: (host) => {
+        mkdirSync(join(host.root, 'system'));
+        chmodSync(join(host.root, 'system'), 0o777);
+      },
+      map: [['@/system', '/etc/systemd/system']],
+    }),
+  '`cc-ci units --env-file` | missing': () => cli(['units', '--env-file', '@/env'], { map: [['@/env', '/etc/cc-ci/env']] }),
+  '`cc-ci units --env-file` | writable by others': () =>
+    cli(['units', '--dir', '@/units', '--env-file', '@/env'], {
+      setup: (host) => {
+        mkdirSync(join(host.root, 'units'));
+        writeFileSync(join(host.root, 'env'), 'HOME=/root\n');
+        chmodSync(join(host.root, 'env'), 0o666);
+      },
+      map: [['@/env', '/etc/cc-ci/env']],
+    }),
   '`cc-ci step` command | none (`cc-ci step`)': () => cli(['step']),
   '`cc-ci step` option | `cc-ci step --foo -- true`': () => cli(['step', '--foo', '--', 'true']),
   '`cc-ci step` command | `cc-ci step -- no-such-command`': () => cli(['step', '--', 'no-such-command']),
