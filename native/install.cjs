@@ -11,7 +11,7 @@ const { loadAddon } = require('./load.cjs');
 
 const root = join(__dirname, '..');
 try {
-  const { path } = loadAddon(root);
+  const { path } = loadAddon(root, true);
   console.log(`cc-ci: using the addon at ${path}`);
 } catch (error) {
   console.log(`cc-ci: compiling the addon (${error.message})`);

@@ -25,17 +25,19 @@ Environment:
   CCCI_APP_LOCK_DIR              the lock dir (default /run/lock)
   CCCI_LEGACY_LOCK_DIR           the old shared lock dir during a move (default unset)
   CCCI_RUNS_DIR                  the runs dir (default /var/lib/cc-ci-runs)
-  CCCI_RUN_ID, DRONE_BUILD_NUMBER  the run id, checked when set (default manual-<pid>)
-  CCCI_BASE_DOMAIN               the base of app domains, and of the TLS check's name (default
-                                 ci.commoninternet.net)
+  CCCI_RUN_ID                    the run id, checked when set (default DRONE_BUILD_NUMBER, else
+                                 manual-<pid>)
+  DRONE_BUILD_NUMBER             the run id when CCCI_RUN_ID is unset (default unset)
+  CCCI_BASE_DOMAIN               the base of app domains and of the TLS check's name
+                                 (default ci.commoninternet.net)
   CCCI_DEADLINE_SECONDS          a run's hard deadline (default 3600)
   CCCI_TEARDOWN_BUDGET_SECONDS   a run's teardown budget (default 600)
   CCCI_SERVER                    the abra server the warm apps live on (default default)
   CCCI_GIT_BASE                  the git host (default https://git.autonomic.zone)
   CCCI_GIT_TOKEN                 checked for control characters, never shown (default unset)
   CCCI_CONVERGE_TIMEOUT_SECONDS  how long services may take to converge (default 600)
-  CCCI_INGRESS                   the ingress host:port; set, its TLS is checked (default
-                                 127.0.0.1:443, not checked)
+  CCCI_INGRESS                   the ingress host:port, its TLS checked when set
+                                 (default unset: a run uses 127.0.0.1:443, unchecked here)
   CCCI_INGRESS_CA                CA certificates trusted besides the system's (default unset)
   CCCI_HEALTH                    on or off (default on)
   CCCI_TESTS_DIR                 the operator's tests (default /etc/cc-ci/tests)
@@ -45,7 +47,6 @@ Environment:
   CCCI_WARM_APPS                 warm app domains; set, each must exist (default unset)
   DRONE_RUNNER_CAPACITY          concurrent runs; set, memory and disk are checked (default unset)
   DOCKER_HOST                    the docker daemon (default unix:///var/run/docker.sock)
-  PATH, HOME                     where abra is found, and its ~/.abra (default: inherited)
 
 Exit codes: 0 nothing failed (warns allowed), 1 a check failed, 2 bad input (an unknown option).`;
 
@@ -65,11 +66,10 @@ export async function main(args: string[]): Promise<number> {
 }
 
 /** Every check, at once, in the report's order; a check that throws (a bug) is a fail row, never lost. */
-async function runChecks(): Promise<Check[]> {
+async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
   const host = await import('../host/checks.js');
   const { checkSettings } = await import('../run/settings-check.js');
-  const { ENV_SETTINGS } = await import('../run/config.js');
-  const env = process.env;
+  const settings = (await import('../run/config.js')).envSettings();
   const info = host.dockerInfo().then(
     (value) => ({ status: 'fulfilled', value }) as const,
     (reason: unknown) => ({ status: 'rejected', reason }) as const,
@@ -100,10 +100,10 @@ async function runChecks(): Promise<Check[]> {
   if (env.CCCI_INGRESS) {
     rows.push(
       safely('ingress', async () => {
-        let ingress: ReturnType<typeof ENV_SETTINGS.ingress.parse>;
+        let ingress: ReturnType<typeof settings.ingress.parse>;
         let base: string;
         try {
-          ingress = ENV_SETTINGS.ingress.parse(env);
+          ingress = settings.ingress.parse(env);
           base = (await import('../../lib/naming.js')).baseDomain();
         } catch (error) {
           return notChecked('ingress', error);
@@ -118,8 +118,8 @@ async function runChecks(): Promise<Check[]> {
         let domains: string[];
         let server: string;
         try {
-          domains = ENV_SETTINGS.warmApps.parse(env);
-          server = ENV_SETTINGS.server.parse(env);
+          domains = settings.warmApps.parse(env);
+          server = settings.server.parse(env);
         } catch (error) {
           return notChecked('warm apps', error);
         }

@@ -1,14 +1,14 @@
-// `cc-ci units [--dir DIR] [--env-file FILE]`: install the systemd units that run the janitor and
+// `cc-ci units [--dir DIR] [--environment-file FILE]`: install the systemd units that run the janitor and
 // warm-reconcile on timers. The templates in the package's systemd/ are the source: this fills in
 // absolute paths (node, this package's CLI, the env file) and writes each unit into DIR through a
 // temp file and a rename, so systemd never reads half a unit. Its dependencies are imported in
 // main, so `--help` loads none of them.
 import { parseArgs } from 'node:util';
 
-import { InputError } from '../../lib/errors.js';
+import { CcciError, InputError } from '../../lib/errors.js';
 import { print } from './output.js';
 
-export const usage = `Usage: cc-ci units [--dir DIR] [--env-file FILE]
+export const usage = `Usage: cc-ci units [--dir DIR] [--environment-file FILE]
 
 Writes the systemd units that run the janitor every 15 minutes and warm-reconcile daily:
 cc-ci-janitor.service and .timer, cc-ci-warm-reconcile.service and .timer, from the templates in
@@ -16,15 +16,13 @@ the package's systemd/, with this node and this cc-ci as absolute paths. Each re
 that name at once (a temp file renamed into place). Then run the systemctl line it prints.
 
 Options:
-  --dir DIR        where to write the units (default /etc/systemd/system): an existing directory,
-                   not a symlink, owned by this user or root, that no one else can write to
-  --env-file FILE  the EnvironmentFile= of the services (default /etc/cc-ci/env): an absolute
-                   path to an existing file only root or this user can write (example:
-                   systemd/cc-ci.env of the package)
-  -h, --help       this help
-
-Environment:
-  none: cc-ci units reads no variable (the units read --env-file when they start)
+  --dir DIR                where to write the units (default /etc/systemd/system): an existing
+                           directory, not a symlink, owned by this user or root, that no one else
+                           can write to
+  --environment-file FILE  the EnvironmentFile= of the services (default /etc/cc-ci/env): an
+                           absolute path to an existing file only root or this user can write
+                           (example: systemd/cc-ci.env of the package)
+  -h, --help               this help
 
 Exit codes: 0 written, 1 a unit could not be written, 2 bad input (a flag, a refused dir).`;
 
@@ -33,7 +31,7 @@ export const UNITS = ['cc-ci-janitor.service', 'cc-ci-janitor.timer', 'cc-ci-war
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { dir: { type: 'string' }, 'env-file': { type: 'string' } },
+    options: { dir: { type: 'string' }, 'environment-file': { type: 'string' } },
     strict: true,
     allowPositionals: false,
   });
@@ -43,7 +41,7 @@ export async function main(args: string[]): Promise<number> {
     import('node:url'),
   ]);
   const dir = absoluteDir('--dir', values.dir ?? '/etc/systemd/system');
-  const envFile = absoluteDir('--env-file', values['env-file'] ?? '/etc/cc-ci/env');
+  const envFile = absoluteDir('--environment-file', values['environment-file'] ?? '/etc/cc-ci/env');
   // systemd runs these units as root: a unit dir another user could write to, or plant as a
   // symlink, would let them choose what root runs (docs/threat-model.md).
   assertTrustedDir(dir, 'units dir', { owners: 'us-or-root', sticky: false, symlink: false, setting: '--dir', code: 'ERR_CCCI_UNITS_DIR' });
@@ -53,7 +51,7 @@ export async function main(args: string[]): Promise<number> {
     node: unitPath('node (process.execPath)', process.execPath),
     cli: unitPath('the cc-ci CLI', `${root}/dist/runner/cli.js`),
     docs: unitPath('the cc-ci docs', `${root}/docs`),
-    envFile: unitPath('--env-file', envFile),
+    envFile: unitPath('--environment-file', envFile),
   };
   const written = UNITS.map((name) => writeUnit(dir, name, render(`${root}/systemd/${name}`, paths)));
   print(1, [`wrote ${written.length} units (EnvironmentFile=${envFile}):`, ...written.map((path) => `  ${path}`)].join('\n'));
@@ -64,13 +62,11 @@ export async function main(args: string[]): Promise<number> {
 /**
  * Refuses an env file that is missing (the services would fail at every start) or that another
  * user could write: the units run as root with what it sets (NODE_OPTIONS alone runs any code).
- * Node itself exits 9 ("node: FILE: not found") on a missing `--env-file FILE` anywhere in its
- * argv, before cc-ci starts; this check is what the default path and a present file get.
  */
 function assertEnvFile(path: string): void {
   const { statSync } = process.getBuiltinModule('node:fs');
   const refuse = (why: string): never => {
-    throw new InputError(`--env-file ${path} ${why}`, { code: 'ERR_CCCI_ENV_FILE', path });
+    throw new InputError(`--environment-file ${path} ${why}`, { code: 'ERR_CCCI_ENV_FILE', path });
   };
   const stat = statSync(path, { throwIfNoEntry: false });
   if (stat === undefined) refuse(`does not exist: write it first (systemd/cc-ci.env of the cc-ci package is an example)`);
@@ -97,7 +93,7 @@ function unitPath(what: string, path: string): string {
 function render(path: string, values: Record<string, string>): string {
   const { readFileSync } = process.getBuiltinModule('node:fs');
   return readFileSync(path, 'utf8').replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
-    if (!Object.hasOwn(values, name)) throw new Error(`${path}: unknown placeholder {{${name}}}`);
+    if (!Object.hasOwn(values, name)) throw new CcciError('ERR_CCCI_UNIT_TEMPLATE', `${path}: unknown placeholder {{${name}}}`);
     return values[name]!;
   });
 }

@@ -105,33 +105,37 @@ function gitToken(env: NodeJS.ProcessEnv): string | undefined {
  * The run's settings that come from the environment alone (no RECIPE, no flag), each with the
  * variables it reads, in the order parseRunConfig checks them. Each parser throws the InputError
  * a run would stop with, so `cc-ci doctor` checks every one by itself with the run's own rules.
+ * (A function, not a constant: tests/docs/help-env.test.ts counts what a module's load reads.)
  */
-export const ENV_SETTINGS = {
-  quick: { variables: ['CCCI_QUICK'], parse: quickLane },
-  gitBase: {
-    variables: ['CCCI_GIT_BASE'],
-    parse: (env: NodeJS.ProcessEnv) => parseGitBase(env.CCCI_GIT_BASE || 'https://git.autonomic.zone'),
-  },
-  token: { variables: ['CCCI_GIT_TOKEN'], parse: gitToken },
-  server: { variables: ['CCCI_SERVER'], parse: abraServer },
-  convergeTimeoutMs: { variables: ['CCCI_CONVERGE_TIMEOUT_SECONDS'], parse: convergeTimeoutMs },
-  ingress: { variables: ['CCCI_INGRESS', 'CCCI_INGRESS_CA', 'CCCI_HEALTH'], parse: parseIngress },
-  testsDir: {
-    variables: ['CCCI_TESTS_DIR'],
-    parse: (env: NodeJS.ProcessEnv) => absoluteDir('CCCI_TESTS_DIR', env.CCCI_TESTS_DIR || DEFAULT_TESTS_DIR),
-  },
-  testTimeoutMs: {
-    variables: ['CCCI_TEST_TIMEOUT_SECONDS'],
-    parse: (env: NodeJS.ProcessEnv) => positiveInt('CCCI_TEST_TIMEOUT_SECONDS', env.CCCI_TEST_TIMEOUT_SECONDS ?? '900') * 1000,
-  },
-  maxDeps: { variables: ['CCCI_MAX_DEPS'], parse: (env: NodeJS.ProcessEnv) => maxDeps(env.CCCI_MAX_DEPS ?? String(DEFAULT_MAX_DEPS)) },
-  warmApps: {
-    variables: ['CCCI_WARM_APPS'],
-    parse: (env: NodeJS.ProcessEnv) => (env.CCCI_WARM_APPS ? parseWarmApps(env.CCCI_WARM_APPS) : []),
-  },
-} as const;
+export function envSettings() {
+  return {
+    quick: { variables: ['CCCI_QUICK'], parse: quickLane },
+    gitBase: {
+      variables: ['CCCI_GIT_BASE'],
+      parse: (env: NodeJS.ProcessEnv) => parseGitBase(env.CCCI_GIT_BASE || 'https://git.autonomic.zone'),
+    },
+    token: { variables: ['CCCI_GIT_TOKEN'], parse: gitToken },
+    server: { variables: ['CCCI_SERVER'], parse: abraServer },
+    convergeTimeoutMs: { variables: ['CCCI_CONVERGE_TIMEOUT_SECONDS'], parse: convergeTimeoutMs },
+    ingress: { variables: ['CCCI_INGRESS', 'CCCI_INGRESS_CA', 'CCCI_HEALTH'], parse: parseIngress },
+    testsDir: {
+      variables: ['CCCI_TESTS_DIR'],
+      parse: (env: NodeJS.ProcessEnv) => absoluteDir('CCCI_TESTS_DIR', env.CCCI_TESTS_DIR || DEFAULT_TESTS_DIR),
+    },
+    testTimeoutMs: {
+      variables: ['CCCI_TEST_TIMEOUT_SECONDS'],
+      parse: (env: NodeJS.ProcessEnv) => positiveInt('CCCI_TEST_TIMEOUT_SECONDS', env.CCCI_TEST_TIMEOUT_SECONDS ?? '900') * 1000,
+    },
+    maxDeps: { variables: ['CCCI_MAX_DEPS'], parse: (env: NodeJS.ProcessEnv) => maxDeps(env.CCCI_MAX_DEPS ?? String(DEFAULT_MAX_DEPS)) },
+    warmApps: {
+      variables: ['CCCI_WARM_APPS'],
+      parse: (env: NodeJS.ProcessEnv) => (env.CCCI_WARM_APPS ? parseWarmApps(env.CCCI_WARM_APPS) : []),
+    },
+  } as const;
+}
 
 export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.env): RunConfig {
+  const settings = envSettings();
   const { values } = parseArgs({
     args,
     options: {
@@ -143,7 +147,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
       quick: { type: 'boolean' },
     },
   });
-  const quick = ENV_SETTINGS.quick.parse(env);
+  const quick = settings.quick.parse(env);
   // Each message names what the user set: the flag when given, else the variable.
   const named = (flag: keyof typeof values, variable: string): string => (values[flag] === undefined ? variable : `--${flag}`);
   const recipe = values.recipe ?? env.RECIPE;
@@ -161,9 +165,9 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
   if (src !== null && !/^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(src)) {
     throw new InputError(`${named('src', 'SRC')} must be OWNER/REPO, got ${JSON.stringify(src)}`);
   }
-  const gitBase = ENV_SETTINGS.gitBase.parse(env);
-  const token = ENV_SETTINGS.token.parse(env);
-  const server = ENV_SETTINGS.server.parse(env);
+  const gitBase = settings.gitBase.parse(env);
+  const token = settings.token.parse(env);
+  const server = settings.server.parse(env);
   return {
     recipe,
     ref,
@@ -173,12 +177,12 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     gitBase,
     token,
     server,
-    convergeTimeoutMs: ENV_SETTINGS.convergeTimeoutMs.parse(env),
-    ingress: ENV_SETTINGS.ingress.parse(env),
-    operatorTests: join(ENV_SETTINGS.testsDir.parse(env), recipe),
-    testTimeoutMs: ENV_SETTINGS.testTimeoutMs.parse(env),
-    maxDeps: ENV_SETTINGS.maxDeps.parse(env),
+    convergeTimeoutMs: settings.convergeTimeoutMs.parse(env),
+    ingress: settings.ingress.parse(env),
+    operatorTests: join(settings.testsDir.parse(env), recipe),
+    testTimeoutMs: settings.testTimeoutMs.parse(env),
+    maxDeps: settings.maxDeps.parse(env),
     quick: values.quick === true || quick,
-    warmApps: ENV_SETTINGS.warmApps.parse(env),
+    warmApps: settings.warmApps.parse(env),
   };
 }

@@ -3,7 +3,7 @@
 // the message the run would stop with; and a warn for a CCCI_* name cc-ci never reads (a typo).
 import { InputError } from '../../lib/errors.js';
 import { type Check, why } from '../host/checks.js';
-import { ENV_SETTINGS } from './config.js';
+import { envSettings } from './config.js';
 
 /** Every CCCI_* variable cc-ci reads: the CCCI_* rows of docs/concurrency.md#configuration-knobs. */
 export const KNOWN_VARIABLES: readonly string[] = [
@@ -63,7 +63,7 @@ const LIBRARY_SETTINGS: Setting[] = [
 export async function checkSettings(env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
   const settings: Setting[] = [
     ...LIBRARY_SETTINGS,
-    ...Object.values(ENV_SETTINGS).map(({ variables, parse }) => ({ variables, validate: () => parse(env) })),
+    ...Object.values(envSettings()).map(({ variables, parse }) => ({ variables, validate: () => parse(env) })),
   ];
   const checks: Check[] = [];
   for (const { variables, validate } of settings) {

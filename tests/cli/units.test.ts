@@ -44,7 +44,7 @@ function world(): { dir: string; envFile: string } {
 
 function install(): { dir: string; envFile: string; text: (name: string) => string } {
   const { dir, envFile } = world();
-  const result = units(['--dir', dir, '--env-file', envFile]);
+  const result = units(['--dir', dir, '--environment-file', envFile]);
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
   return { dir, envFile, text: (name) => readFileSync(join(dir, name), 'utf8') };
@@ -72,7 +72,7 @@ describe('cc-ci units', () => {
 
   it('prints what it wrote and the systemctl line to run next', () => {
     const { dir, envFile } = world();
-    const result = units(['--dir', dir, '--env-file', envFile]);
+    const result = units(['--dir', dir, '--environment-file', envFile]);
     expect(result.stdout).toBe(
       [
         `wrote 4 units (EnvironmentFile=${envFile}):`,
@@ -141,7 +141,7 @@ describe('cc-ci units', () => {
     const before = statSync(path).ino;
     const reader = openSync(path, 'r');
     try {
-      const again = units(['--dir', dir, '--env-file', envFile]);
+      const again = units(['--dir', dir, '--environment-file', envFile]);
       expect(again.code, again.stderr).toBe(0);
       expect(statSync(path).ino, 'a new inode: renamed into place, not rewritten').not.toBe(before);
       const buffer = Buffer.alloc(64);
@@ -166,7 +166,7 @@ describe('cc-ci units', () => {
   ])('refuses a --dir that is %s: exit 2, one line naming --dir, nothing written', (_what, target, plant, why) => {
     const { dir, envFile } = world();
     plant(dir);
-    const result = units(['--dir', target(dir), '--env-file', envFile]);
+    const result = units(['--dir', target(dir), '--environment-file', envFile]);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(
@@ -175,30 +175,34 @@ describe('cc-ci units', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('refuses a relative --dir or --env-file, and an env file others could write, naming the flag and the value', () => {
+  it('refuses a relative --dir or --environment-file, and an env file others could write, naming the flag and the value', () => {
     const { dir, envFile } = world();
-    expect(units(['--dir', 'system', '--env-file', envFile])).toEqual({
+    expect(units(['--dir', 'system', '--environment-file', envFile])).toEqual({
       code: 2,
       stdout: '',
       stderr: 'cc-ci units: --dir must be an absolute path, got "system"\n',
     });
     // Run where `env` exists: node itself refuses a missing one (the next test).
-    expect(units(['--dir', dir, '--env-file', 'env'], dirname(envFile)).stderr).toBe(
-      'cc-ci units: --env-file must be an absolute path, got "env"\n',
+    expect(units(['--dir', dir, '--environment-file', 'env'], dirname(envFile)).stderr).toBe(
+      'cc-ci units: --environment-file must be an absolute path, got "env"\n',
     );
     chmodSync(envFile, 0o664);
-    const writable = units(['--dir', dir, '--env-file', envFile]);
+    const writable = units(['--dir', dir, '--environment-file', envFile]);
     expect(writable.code).toBe(2);
-    expect(writable.stderr).toBe(`cc-ci units: --env-file ${envFile} is writable by others (mode 664): the units run as root with it\n`);
+    expect(writable.stderr).toBe(
+      `cc-ci units: --environment-file ${envFile} is writable by others (mode 664): the units run as root with it\n`,
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('a missing --env-file is refused by node itself, before cc-ci starts (node reads --env-file anywhere in its argv)', () => {
+  it('refuses a missing --environment-file, naming it, and writes nothing', () => {
     const { dir, envFile } = world();
     const missing = `${envFile}-missing`;
-    const result = units(['--dir', dir, '--env-file', missing]);
-    expect(result.code).toBe(9);
-    expect(result.stderr).toBe(`${process.execPath}: ${missing}: not found\n`);
+    const result = units(['--dir', dir, '--environment-file', missing]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `cc-ci units: --environment-file ${missing} does not exist: write it first (systemd/cc-ci.env of the cc-ci package is an example)\n`,
+    );
     expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -184,9 +184,13 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
       },
       map: [['@/system', '/etc/systemd/system']],
     }),
-  '`cc-ci units --env-file` | missing': () => cli(['units', '--env-file', '@/env'], { map: [['@/env', '/etc/cc-ci/env']] }),
-  '`cc-ci units --env-file` | writable by others': () =>
-    cli(['units', '--dir', '@/units', '--env-file', '@/env'], {
+  '`cc-ci units --environment-file` | missing': () =>
+    cli(['units', '--dir', '@/units', '--environment-file', '@/env'], {
+      setup: (host) => mkdirSync(join(host.root, 'units')),
+      map: [['@/env', '/etc/cc-ci/env']],
+    }),
+  '`cc-ci units --environment-file` | writable by others': () =>
+    cli(['units', '--dir', '@/units', '--environment-file', '@/env'], {
       setup: (host) => {
         mkdirSync(join(host.root, 'units'));
         writeFileSync(join(host.root, 'env'), 'HOME=/root\n');
