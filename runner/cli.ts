@@ -28,6 +28,10 @@ interface Entry {
 
 /** Every command, in the overview's order (alphabetical). */
 const COMMANDS: Record<string, Entry> = {
+  demo: {
+    summary: 'Show what cc-ci is for on this host: two runs at once, one killed, its app reaped',
+    load: () => import('./commands/demo.js'),
+  },
   doctor: {
     summary: 'Check this host for cc-ci runs: one row per check, pass, warn or fail, and the fix',
     load: () => import('./commands/doctor.js'),

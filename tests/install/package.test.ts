@@ -18,9 +18,10 @@ import {
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ROOT, tempDir } from '../support/processes.js';
+import { ROOT, cleanup, tempDir } from '../support/processes.js';
+import { copyTree } from '../support/tree.js';
 
 const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 const NPM_CLI = realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim());
@@ -49,17 +50,8 @@ function ok(result: Result, what: string): Result {
   return result;
 }
 
-/** A checkout's files (tracked and new, not ignored) copied to `dest`, node_modules linked. */
-function copyTree(dest: string): void {
-  const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: ROOT, encoding: 'utf8' })
-    .split('\0')
-    .filter((file) => file !== '' && existsSync(join(ROOT, file)));
-  const tar = spawnSync('sh', ['-c', `tar -C "$1" --null -T - -cf - | tar -C "$2" -xf -`, 'sh', ROOT, dest], { input: files.join('\0') });
-  if (tar.status !== 0) throw new Error(`copying the tree failed: ${tar.stderr}`);
-  symlinkSync(join(ROOT, 'node_modules'), join(dest, 'node_modules'));
-}
-
 describe('the package', { timeout: 300_000 }, () => {
+  afterAll(cleanup);
   let work: string;
   let tree: string;
   let tarball: string;
@@ -70,6 +62,7 @@ describe('the package', { timeout: 300_000 }, () => {
     tree = join(work, 'tree');
     mkdirSync(tree);
     copyTree(tree);
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
     const packed = ok(run(process.execPath, [NPM_CLI, 'pack', '--json', '--pack-destination', work], { cwd: tree }), 'npm pack');
     const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
     tarball = join(work, info.filename);
