@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 import { execa, type ResultPromise } from 'execa';
 
-import { appDomain, stackName } from '../lib/naming.js';
+import { stackName } from '../lib/naming.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'runner', 'cli.js');
@@ -30,6 +30,7 @@ type Print = (line: string) => void;
 interface Run {
   name: string;
   pr: string;
+  /** Its app domain, as its log names it once it holds the app lock. */
   domain: string;
   log: string;
   results: string;
@@ -76,7 +77,11 @@ export async function runDemo(print: Print): Promise<number> {
     const a = startRun(world, 'A', '1', HOLD_SECONDS);
     const b = startRun(world, 'B', '2', 0);
     runs.push(a, b);
-    for (const run of [a, b]) print(`    ${run.name}: ${run.domain}  log ${run.log}`);
+    for (const run of [a, b]) {
+      const held = await run.waitFor(/== app lock held: /);
+      run.domain = /== app lock held: (\S+) ==/.exec(held ?? '')?.[1] ?? '(none: see its log)';
+      print(`    ${run.name}: ${run.domain}  log ${run.log}`);
+    }
 
     const deploying = await b.waitFor(/Creating service/);
     expect(deploying !== null, 'B reached its deploy (docker is creating its services)');
@@ -97,6 +102,7 @@ export async function runDemo(print: Print): Promise<number> {
 
     print("\n[4] run C, B's retry (PR 2), starts; its janitor sweeps first");
     const c = startRun(world, 'C', '2', 0);
+    c.domain = b.domain; // the same PR: the same app domain
     runs.push(c);
     const swept = await c.waitFor(/== janitor: /);
     print(`    C: ${swept ?? '(no janitor line)'}`);
@@ -218,8 +224,7 @@ function startRun(world: World, name: string, pr: string, holdSeconds: number): 
   return {
     name,
     pr,
-    // The run derives it under the demo's base; its first label does not depend on the base.
-    domain: `${appDomain(RECIPE, pr, '').split('.')[0]}.${world.base}`,
+    domain: '',
     log,
     results: join(world.dir, 'runs', runId, 'results.json'),
     process: child,

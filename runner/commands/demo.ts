@@ -22,6 +22,10 @@ image ccci/busybox:latest, the network proxy; with the ingress's CA at
 Options:
   -h, --help  this help
 
+Environment:
+  PATH  where docker, git and bash are found; the runs get the stand-in's dir in front of it
+        (default /usr/bin:/bin)
+
 Exit codes: 0 every claim held, 1 one did not (or the host is not set up), 2 bad input.`;
 
 export async function main(args: string[]): Promise<number> {

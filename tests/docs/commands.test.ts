@@ -40,7 +40,7 @@ import {
 } from '../support/markdown.js';
 import { CLI, ROOT, cleanup, type Helper } from '../support/processes.js';
 
-const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; scripts: Record<string, string> };
 const SHELL_LANGS = new Set(['sh', 'bash', 'shell']);
 
 // ---------------------------------------------------------------------------------------------
@@ -214,6 +214,18 @@ function checkCommand(command: SimpleCommand, _mode: 'static' | 'run'): string[]
             .map((bench) => `npm run bench ${bench}: no bench/${bench}.bench.ts`);
         }
         return [];
+      }
+      // The tarball's build and install are tests/install/package.test.ts's: here, the names agree.
+      if (verb === 'pack') return PACKAGE.scripts.prepack ? [] : ['npm pack without a prepack script: no prebuilt addon in the tarball'];
+      if (verb === 'install') {
+        const tarball = args.slice(1).filter((arg) => !arg.startsWith('-'));
+        const flags = args.slice(1).filter((arg) => arg.startsWith('-') && !['-g', '--global', '--allow-scripts=cc-ci'].includes(arg));
+        return [
+          ...(tarball.length === 1 && tarball[0] === `./cc-ci-${PACKAGE.version}.tgz`
+            ? []
+            : [`npm install ${tarball.join(' ')}: not ./cc-ci-${PACKAGE.version}.tgz`]),
+          ...flags.map((flag) => `npm install ${flag}: a flag the docs are not expected to use`),
+        ];
       }
       return [`npm ${verb}: not a command the docs are expected to use`];
     }
