@@ -251,7 +251,7 @@ function summaryOf(run: Run): string {
 }
 
 /** Names of stacks, services, containers, volumes, secrets and networks that contain `marker`. */
-async function swarmNames(marker: string): Promise<string[]> {
+export async function swarmNames(marker: string): Promise<string[]> {
   const lists = [
     ['stack', 'ls', '--format', '{{.Name}}'],
     ['service', 'ls', '--format', '{{.Name}}'],

@@ -11,7 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { blocks } from '../support/markdown.js';
 import { cleanup, tempDir } from '../support/processes.js';
-import { names, requireSwarm } from '../support/swarm.js';
+import { swarmNames } from '../../runner/demo.js';
+import { requireSwarm } from '../support/swarm.js';
 import { copyTree } from '../support/tree.js';
 
 /** The README's first shell block: the first of its two commands. */
@@ -70,22 +71,8 @@ describe("the README's first command", () => {
         const results = JSON.parse(readFileSync(path, 'utf8')) as { exitCode: number; teardown: string; domain: string };
         expect(results).toMatchObject({ exitCode: 0, teardown: 'clean', domain });
       }
-      // Nothing left, seen from here too.
-      const marker = base.replaceAll('.', '_');
-      const left = (
-        await Promise.all(
-          [
-            ['stack', 'ls', '--format', '{{.Name}}'],
-            ['service', 'ls', '--format', '{{.Name}}'],
-            ['ps', '-a', '--format', '{{.Names}}'],
-            ['volume', 'ls', '--format', '{{.Name}}'],
-            ['secret', 'ls', '--format', '{{.Name}}'],
-            ['network', 'ls', '--format', '{{.Name}}'],
-          ].map((args) => names(args)),
-        )
-      )
-        .flat()
-        .filter((name) => name.includes(marker));
+      // Nothing left, looked at again after the demo ended.
+      const left = await swarmNames(base.replaceAll('.', '_'));
       expect(left).toEqual([]);
       expect(existsSync(join(demoDir!, 'locks'))).toBe(false);
     } finally {
