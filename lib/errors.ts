@@ -5,7 +5,8 @@
 // or return 0, and exitCodeFor() decides. The table is in docs/inputs.md#exit-codes.
 
 /** The exit codes a cc-ci command ends with (the signal ones are 128 + n, from lib/lifetime.ts). */
-export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+/** `leaseLost`: a process that lost its etcd lease and aborted (docs/scale-out.md#self-abort). */
+export const EXIT = { ok: 0, failed: 1, badInput: 2, leaseLost: 75 } as const;
 
 export interface CcciErrorOptions extends ErrorOptions {
   /** The file the error is about, when there is one. */
@@ -89,7 +90,7 @@ export class RunFailedError extends CcciError {
  * How a run ended: a guarded signal, `main` returning (or, without run(), the event loop running
  * dry), `main` throwing (or an uncaught error), or `main` stalling on a promise nothing can settle.
  */
-export type RunEnd = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGALRM' | 'returned' | 'threw' | 'stalled';
+export type RunEnd = 'SIGTERM' | 'SIGINT' | 'SIGHUP' | 'SIGALRM' | 'returned' | 'threw' | 'stalled' | 'lost';
 
 /** The reason a Lifetime's signal is aborted with: which way the run ended, and the exit code that follows. */
 export class RunAbortedError extends Error {

@@ -52,6 +52,12 @@ export interface Lifetime {
    * 128+n whatever main does. Never resolves: the process ends inside. Call it at most once.
    */
   run(main: (signal: AbortSignal) => Promise<number>): Promise<never>;
+  /**
+   * Ends the run from outside main, as a guarded signal would: `line` is logged, main gets its grace,
+   * the teardown runs and the process exits `exitCode`. For a lock that is lost (the etcd lease,
+   * docs/scale-out.md#self-abort). A run already ending ignores it.
+   */
+  abort(line: string, exitCode: number, message: string): void;
 }
 
 export interface LifetimeOptions {
@@ -219,6 +225,12 @@ class Guards implements Lifetime {
       );
     }
     return new Promise<never>(noop);
+  }
+
+  abort(line: string, exitCode: number, message: string): void {
+    if (this.ended !== undefined) return;
+    this.log(line);
+    this.end(ending('lost', exitCode, message), false);
   }
 
   listen(): void {

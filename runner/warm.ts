@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { canonicalAbraDir } from '../lib/abra-dir.js';
-import { acquireAppLock } from '../lib/lock.js';
+import { locking } from './host/locking.js';
 import { InputError } from '../lib/errors.js';
 import { assertDomain } from '../lib/naming.js';
 import type { Abra } from './host/abra.js';
@@ -56,10 +56,13 @@ export async function warmReconcile(options: WarmOptions): Promise<WarmReport> {
   };
   for (const domain of domains) {
     try {
-      // An already-aborted signal turns the wait into a try: held by a run means hands off.
-      await acquireAppLock(domain, { signal: AbortSignal.abort(), log });
+      // Held by a run means hands off.
+      if (!(await (await locking()).tryAcquire(domain, log))) {
+        skip(domain, 'its app lock is held (a run is using it)');
+        continue;
+      }
     } catch (error) {
-      skip(domain, (error as Error).name === 'AbortError' ? 'its app lock is held (a run is using it)' : (error as Error).message);
+      skip(domain, (error as Error).message);
       continue;
     }
     try {

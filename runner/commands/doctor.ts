@@ -68,9 +68,10 @@ export async function main(args: string[]): Promise<number> {
 /** Every check, at once, in the report's order; a check that throws (a bug) is a fail row, never lost. */
 async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
   const host = await import('../host/checks.js');
+  const { dockerInfo } = await import('../host/engine.js');
   const { checkSettings } = await import('../run/settings-check.js');
   const settings = (await import('../run/config.js')).envSettings();
-  const info = host.dockerInfo().then(
+  const info = dockerInfo().then(
     (value) => ({ status: 'fulfilled', value }) as const,
     (reason: unknown) => ({ status: 'rejected', reason }) as const,
   );

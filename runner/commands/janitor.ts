@@ -37,8 +37,8 @@ export async function main(args: string[]): Promise<number> {
     strict: true,
     allowPositionals: false,
   });
-  const [{ janitor }, { lockDir }, { abraServer }, { defaultJanitorHooks }] = await Promise.all([
-    import('../../lib/janitor.js'),
+  const [{ locking }, { lockDir }, { abraServer }, { defaultJanitorHooks }] = await Promise.all([
+    import('../host/locking.js'),
     import('../../lib/lockfiles.js'),
     import('../host/abra.js'),
     import('../host/discovery.js'),
@@ -47,7 +47,9 @@ export async function main(args: string[]): Promise<number> {
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
-  const report = await janitor({ ...defaultJanitorHooks({ log }), log, dryRun: values['dry-run'] === true });
+  const locks = await locking({ runId: `janitor-${process.pid}`, kind: 'janitor', log });
+  const report = await locks.janitor({ ...defaultJanitorHooks({ log }), log, dryRun: values['dry-run'] === true });
+  await locks.releaseAll();
   console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report, lockDir()));
   return 0;
 }

@@ -29,6 +29,7 @@ Exit codes: 0 listed, 2 bad input (an unknown option, a lock dir that cannot be 
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false });
+  if (process.env.CCCI_LOCK_BACKEND === 'etcd') return etcdLocks(values.json === true);
   const { inspectAppLocks, lockDir } = await import('../../lib/lockfiles.js');
   const dir = lockDir();
   let locks: AppLockInfo[];
@@ -45,6 +46,34 @@ export async function main(args: string[]): Promise<number> {
   if (values.json) print(1, JSON.stringify(locks, null, 2));
   else if (locks.length === 0 && !existsSync(dir)) print(1, `no app lockfiles: lock dir ${dir} does not exist (CCCI_APP_LOCK_DIR)`);
   else print(1, formatLocks(locks, dir));
+  return 0;
+}
+
+/** The etcd backend's locks of this swarm: every key held, by whom, since when, at which generation. */
+async function etcdLocks(json: boolean): Promise<number> {
+  const [{ etcdSettings }, { listEtcdLocks }, { swarmClusterId }] = await Promise.all([
+    import('../../lib/lock-backend.js'),
+    import('../../lib/etcd-lock.js'),
+    import('../host/engine.js'),
+  ]);
+  const settings = etcdSettings();
+  const locks = await listEtcdLocks(settings, await swarmClusterId());
+  if (json) {
+    print(1, JSON.stringify(locks, null, 2));
+    return 0;
+  }
+  const rows = [
+    ['DOMAIN', 'AGE', 'GENERATION', 'HOLDER'],
+    ...locks.map(({ domain, holder, generation }) => [
+      domain,
+      holder ? formatAge(Date.now() - Date.parse(holder.acquiredAt)) : '?',
+      generation,
+      holder ? `${holder.kind} ${holder.runId} on ${holder.host}, pid ${holder.pid}` : '?',
+    ]),
+  ];
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const lines = rows.map((row) => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  '));
+  print(1, [...lines, '', `${locks.length} held on etcd (${settings.endpoints.join(',')})`].join('\n'));
   return 0;
 }
 

@@ -66,6 +66,8 @@ export async function main(args: string[]): Promise<number> {
   const log = values.json ? (line: string) => process.stderr.write(`${line}\n`) : createLog();
   const abra = abraClient({ server: abraServer(), log });
   const settings = { ingress: parseIngress(), convergeTimeoutMs: convergeTimeoutMs() };
+  const { locking } = await import('../host/locking.js');
+  const locks = await locking({ runId: `warm-reconcile-${process.pid}`, kind: 'run', log });
   const report = await warmReconcile({
     domains,
     abra,
@@ -74,6 +76,7 @@ export async function main(args: string[]): Promise<number> {
     dryRun: values['dry-run'] ?? false,
     ...settings,
   });
+  await locks.releaseAll();
   if (values.json) console.log(JSON.stringify(report, null, 2));
   const failed = report.skipped.filter((s) => s.reason.startsWith('failed:')).map((s) => s.domain);
   if (failed.length > 0) throw new CcciError('ERR_CCCI_WARM_UPGRADE', `failed for ${failed.join(', ')} (see the lines above)`);

@@ -4,13 +4,12 @@
 // has a timeout; none creates, writes or changes anything, and none follows a path another local
 // user could have planted further than the run itself would (docs/threat-model.md).
 import { accessSync, constants, lstatSync, readFileSync, statfsSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { freemem } from 'node:os';
 import { dirname } from 'node:path';
 import { connect } from 'node:tls';
 
 import type { IngressConfig } from '../run/health.js';
-import { engineGet, engineSocket } from './engine.js';
+import { type DockerInfo, engineSocket } from './engine.js';
 import { exec } from './exec.js';
 
 export type Status = 'pass' | 'warn' | 'fail';
@@ -43,7 +42,6 @@ export const PER_RUN = {
   runsDisk: 0.25 * GIB,
 } as const;
 
-const DOCKER_TIMEOUT_MS = 10_000;
 const ABRA_TIMEOUT_MS = 10_000;
 const APP_LS_TIMEOUT_MS = 30_000;
 const TLS_TIMEOUT_MS = 5_000;
@@ -59,30 +57,14 @@ export function checkNode(version = process.versions.node): Check {
   return pass(name, `Node ${version}`);
 }
 
-/** The addon: it loads, and from which file (require's cache holds the .node it loaded). */
+/** The addon: it loads, and from which file. */
 export async function checkAddon(): Promise<Check> {
   try {
-    await import('../../lib/native.js');
+    const { addonPath } = await import('../../lib/native.js');
+    return pass('addon', `loaded ${addonPath}`);
   } catch (error) {
     return fail('addon', `the native addon does not load: ${why(error)}`, 'rebuild it: npm rebuild cc-ci (needs a C++ toolchain)');
   }
-  const loaded = Object.keys(createRequire(import.meta.url).cache).find((path) => path.endsWith('.node'));
-  return pass('addon', loaded ? `loaded ${loaded}` : 'loaded');
-}
-
-/** What doctor reads of `docker info`. */
-export interface DockerInfo {
-  ServerVersion?: string;
-  DockerRootDir?: string;
-  Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeID?: string };
-}
-
-/** `GET /info` on the Engine's socket; through `docker info` when DOCKER_HOST is TCP or SSH. */
-export async function dockerInfo(): Promise<DockerInfo> {
-  const socket = engineSocket();
-  if (socket !== null) return engineGet<DockerInfo>(socket, '/info', AbortSignal.timeout(DOCKER_TIMEOUT_MS));
-  const { stdout } = await exec('docker', ['info', '--format', '{{json .}}'], { timeoutMs: DOCKER_TIMEOUT_MS });
-  return JSON.parse(stdout) as DockerInfo;
 }
 
 /** docker answers, and this node is an active swarm manager. */

@@ -6,6 +6,7 @@
 import { request } from 'node:http';
 
 import { CcciError } from '../../lib/errors.js';
+import { exec } from './exec.js';
 import { wallNowMs } from './timings.js';
 
 /** The socket the Engine listens on: DOCKER_HOST's unix path, else the default; null for a TCP or SSH host. */
@@ -192,4 +193,33 @@ export function eventFeed(socket: string): EventFeed {
   const feed = feeds.get(socket) ?? new EventFeed(socket);
   feeds.set(socket, feed);
   return feed;
+}
+
+/** What cc-ci reads of `docker info`. */
+export interface DockerInfo {
+  ServerVersion?: string;
+  DockerRootDir?: string;
+  Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeID?: string; Cluster?: { ID?: string } };
+}
+
+/** How long `docker info` may take. */
+const INFO_TIMEOUT_MS = 10_000;
+
+/** `GET /info` on the Engine's socket; through `docker info` when DOCKER_HOST is TCP or SSH. */
+export async function dockerInfo(): Promise<DockerInfo> {
+  const socket = engineSocket();
+  if (socket !== null) return engineGet<DockerInfo>(socket, '/info', AbortSignal.timeout(INFO_TIMEOUT_MS));
+  const { stdout } = await exec('docker', ['info', '--format', '{{json .}}'], { timeoutMs: INFO_TIMEOUT_MS });
+  return JSON.parse(stdout) as DockerInfo;
+}
+
+/** The swarm's cluster id: the etcd lock's key space (docs/scale-out.md#keys). */
+export async function swarmClusterId(): Promise<string> {
+  const id = (await dockerInfo()).Swarm?.Cluster?.ID;
+  if (!id)
+    throw new CcciError(
+      'ERR_CCCI_DOCKER_ENGINE',
+      'docker info names no swarm cluster: the etcd lock needs this node to be a swarm manager',
+    );
+  return id;
 }

@@ -2,6 +2,7 @@
 // 5 s later), has a timeout, and streams its output into the run's log line by line.
 import { execa } from 'execa';
 
+import { checkActGates } from '../../lib/act-gate.js';
 import { CommandError, InputError } from '../../lib/errors.js';
 import type { Log } from './log.js';
 import { timings } from './timings.js';
@@ -25,6 +26,7 @@ export interface ExecResult {
 
 /** Runs `command args`, resolving with its output; throws CommandError on failure or cancel. */
 export async function exec(command: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
+  checkActGates(); // a lost etcd lease: no further action on the host
   const tag = options.tag ?? `[${command}]`;
   const log = options.quiet ? undefined : options.log;
   const echo = function* (line: unknown) {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { InputError } from '../../lib/errors.js';
+import { type EtcdSettings, etcdSettings, lockBackendName } from '../../lib/lock-backend.js';
 import { absoluteDir, assertRecipe } from '../../lib/naming.js';
 import { abraServer } from '../host/abra.js';
 import { DEFAULT_MAX_DEPS } from './contract.js';
@@ -35,6 +36,8 @@ export interface RunConfig {
   quick: boolean;
   /** CCCI_WARM_APPS: the warm apps the quick lane looks for the recipe's among. */
   warmApps: string[];
+  /** The etcd lock's settings with CCCI_LOCK_BACKEND=etcd, else null (flock). */
+  lockBackend: EtcdSettings | null;
 }
 
 function parseStages(text: string, what: string): StageName[] {
@@ -107,6 +110,18 @@ function gitToken(env: NodeJS.ProcessEnv): string | undefined {
  * a run would stop with, so `cc-ci doctor` checks every one by itself with the run's own rules.
  * (A function, not a constant: tests/docs/help-env.test.ts counts what a module's load reads.)
  */
+const ETCD_VARIABLES = [
+  'CCCI_LOCK_BACKEND',
+  'CCCI_ETCD_ENDPOINTS',
+  'CCCI_ETCD_CA',
+  'CCCI_ETCD_CERT',
+  'CCCI_ETCD_KEY',
+  'CCCI_ETCD_LEASE_SECONDS',
+  'CCCI_ETCD_RENEW_SECONDS',
+  'CCCI_ETCD_ABORT_SECONDS',
+  'CCCI_HOST_ID',
+];
+
 export function envSettings() {
   return {
     quick: { variables: ['CCCI_QUICK'], parse: quickLane },
@@ -130,6 +145,11 @@ export function envSettings() {
     warmApps: {
       variables: ['CCCI_WARM_APPS'],
       parse: (env: NodeJS.ProcessEnv) => (env.CCCI_WARM_APPS ? parseWarmApps(env.CCCI_WARM_APPS) : []),
+    },
+    lockBackend: {
+      variables: ETCD_VARIABLES,
+      // The backend's settings, checked before the run takes anything (lib/lock-backend.ts).
+      parse: (env: NodeJS.ProcessEnv) => (lockBackendName(env) === 'etcd' ? etcdSettings(env) : null),
     },
   } as const;
 }
@@ -184,5 +204,6 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv = process.
     maxDeps: settings.maxDeps.parse(env),
     quick: values.quick === true || quick,
     warmApps: settings.warmApps.parse(env),
+    lockBackend: settings.lockBackend.parse(env),
   };
 }

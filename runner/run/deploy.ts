@@ -2,8 +2,8 @@
 // predecessor left, create the app, run what comes before the first deploy, count and make the deploy,
 // and wait for it to converge.
 import { CcciError } from '../../lib/errors.js';
-import { acquireAppLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
+import { locking } from '../host/locking.js';
 import { timings } from '../host/timings.js';
 import { deployCount, recordDeploy, type RunStateFiles } from '../../lib/run-state.js';
 import { declaresSecrets } from './recipe.js';
@@ -30,8 +30,10 @@ export interface DeployOptions extends TeardownTools {
  */
 export async function takeApp(domain: string, tools: TeardownTools & { signal?: AbortSignal }, what = 'app'): Promise<void> {
   // Waiting for another run's lock is that run's time, not cc-ci's.
-  await timings.span(`lock ${domain}`, () => timings.outsideOf(() => acquireAppLock(domain, { signal: tools.signal, log: tools.log })));
-  tools.log(`== ${what} lock held: ${domain} ==`);
+  const lock = await timings.span(`lock ${domain}`, () =>
+    timings.outsideOf(async () => (await locking()).acquire(domain, { signal: tools.signal, log: tools.log })),
+  );
+  tools.log(`== ${what} lock held: ${domain}${lock.generation === null ? '' : ` (etcd, generation ${lock.generation})`} ==`);
   const left = await residual(domain, tools);
   if (!isEmpty(left)) {
     tools.log(`== ${domain}: leftovers of a run that died while we waited (${JSON.stringify(left)}) — removing ==`);

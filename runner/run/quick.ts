@@ -4,9 +4,9 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
 import { CcciError } from '../../lib/errors.js';
-import { acquireAppLock } from '../../lib/lock.js';
 import { stackName } from '../../lib/naming.js';
 import { deployCount, recordDeploy, writeFileAtomically } from '../../lib/run-state.js';
+import { locking } from '../host/locking.js';
 import { timings } from '../host/timings.js';
 import type { HostTools } from '../host/tools.js';
 import { setEnvKeys } from './contract.js';
@@ -116,7 +116,7 @@ export async function recoverWarm(domain: string, ctx: RollbackContext): Promise
  */
 export async function takeWarmApp(warm: WarmApp, ctx: RollbackContext & { recipe: string; head: string }): Promise<string> {
   await timings.span(`lock ${warm.domain}`, () =>
-    timings.outsideOf(() => acquireAppLock(warm.domain, { signal: ctx.signal, log: ctx.log })),
+    timings.outsideOf(async () => (await locking()).acquire(warm.domain, { signal: ctx.signal, log: ctx.log })),
   );
   ctx.log(`== warm app lock held: ${warm.domain} ==`);
   await recoverWarm(warm.domain, ctx);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 
 import { execa } from 'execa';
 
+import { checkActGates } from '../../lib/act-gate.js';
 import type { Log } from '../host/log.js';
 import { timings } from '../host/timings.js';
 import type { Check } from './results.js';
@@ -91,6 +92,7 @@ export async function runScript(name: string, options: ScriptOptions): Promise<C
       into?.push(String(line));
       yield line;
     };
+  checkActGates(); // a lost etcd lease: the recipe's own code acts on the app too
   const result = await timings.outsideOf(() =>
     execa(direct ? path : 'sh', direct ? [] : [path], {
       cwd: dir,

@@ -6,12 +6,12 @@ import { join } from 'node:path';
 
 import { ensureRunDir, runId, setupRunAbraDir } from '../../lib/abra-dir.js';
 import { EXIT, exitCodeFor, isExpected, type RunAbortedError } from '../../lib/errors.js';
-import { janitor } from '../../lib/janitor.js';
 import { installLifetimeGuards, type Lifetime } from '../../lib/lifetime.js';
 import { appDomain, stackName } from '../../lib/naming.js';
 import { createRunState, deployCount, removeRunState, removeStaleRunState, runStateEnv, type RunStateFiles } from '../../lib/run-state.js';
 import { defaultJanitorHooks } from '../host/discovery.js';
 import { createLog, type Log } from '../host/log.js';
+import { locking } from '../host/locking.js';
 import { timings } from '../host/timings.js';
 import { hostTools, type HostTools } from '../host/tools.js';
 import type { RunConfig } from './config.js';
@@ -38,6 +38,21 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
   const results = startResults(config, domain, runId(), join(dir, 'run.log'));
   // Registered first, so it runs last: whatever way the run ends, results.json says how.
   lifetime.onTeardown(() => finishResults(results, lifetime.signal.reason as RunAbortedError, dir, log));
+  // The app locks, for the process's life. Registered second, so they go after the teardown: on
+  // etcd, a revoke (flock needs nothing: the exit lets go). A lost etcd lease ends the run through
+  // the funnel, with a code of its own (docs/scale-out.md#self-abort).
+  const locks = locking({
+    runId: results.runId,
+    kind: 'run',
+    log,
+    onLost: (why) =>
+      lifetime.abort(
+        `== etcd lease lost (${why}) — stopping, tearing down what the abort time allows ==`,
+        EXIT.leaseLost,
+        `lost the etcd lease: ${why}`,
+      ),
+  });
+  lifetime.onTeardown(async () => (await locks).releaseAll());
   // The quick lane's warm app rolled back first; then the run's own app and its dependencies in
   // reverse declaration order.
   let rollback: ((signal?: AbortSignal) => Promise<boolean>) | null = null;
@@ -148,7 +163,7 @@ async function fetchWithContract(config: RunConfig, run: { dir: string; tools: H
 
 /** The janitor's sweep at the run's start: the apps of dead runs go, live runs stay. */
 async function sweep(log: Log, signal: AbortSignal): Promise<void> {
-  const swept = await janitor({ ...defaultJanitorHooks({ log, signal }), log });
+  const swept = await (await locking()).janitor({ ...defaultJanitorHooks({ log, signal }), log });
   log(`== janitor: reaped [${swept.reaped.join(', ')}], live [${swept.live.join(', ')}], skipped ${swept.skipped.length} ==`);
 }
 
