@@ -180,8 +180,23 @@ export function tempDir(prefix = 'ccci-test-'): string {
   return dir;
 }
 
-/** SIGKILLs every helper's process group, waits for each to exit, removes temp dirs. */
+const stops = new Set<() => Promise<void>>();
+
+/**
+ * Runs `stop` at the next cleanup(), before the helpers are killed: for what a test starts that is
+ * not a helper process or a temp dir (an etcd cluster's proxies and tmpfs data). The returned
+ * function unregisters it (a cluster stopped by its test).
+ */
+export function atCleanup(stop: () => Promise<void>): () => void {
+  stops.add(stop);
+  return () => stops.delete(stop);
+}
+
+/** Runs the atCleanup() stops, SIGKILLs every helper's process group, waits for each to exit, removes temp dirs. */
 export async function cleanup(): Promise<void> {
+  const pending = [...stops];
+  stops.clear();
+  await Promise.allSettled(pending.map((stop) => stop()));
   const helpers = [...live];
   live.clear();
   for (const helper of helpers) {
