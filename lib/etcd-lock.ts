@@ -68,8 +68,9 @@ export class OwnedLease {
   private closed = false;
   private readonly removeGate: () => void;
 
+  private readonly client: EtcdClient;
+
   private constructor(
-    private readonly client: EtcdClient,
     private readonly settings: EtcdSettings,
     id: string,
     sentAt: number,
@@ -77,6 +78,16 @@ export class OwnedLease {
   ) {
     this.id = id;
     this.ackedSentAt = sentAt;
+    // Renewals get a client of their own whose deadline per endpoint is a share of one renewal
+    // period: a member that hangs (paused, partitioned) costs a renewal a share, not the whole.
+    const { endpoints, ca, cert, key, renewSeconds } = settings;
+    this.client = new EtcdClient({
+      endpoints,
+      ca,
+      cert,
+      key,
+      timeoutMs: Math.max(200, Math.floor((renewSeconds * 1000) / (endpoints.length + 1))),
+    });
     this.removeGate = addActGate(() => this.assertMayAct());
     this.arm();
     void this.renewLoop();
@@ -90,7 +101,7 @@ export class OwnedLease {
   static async grant(client: EtcdClient, settings: EtcdSettings, onLost: (why: string) => void, signal?: AbortSignal): Promise<OwnedLease> {
     const sentAt = performance.now();
     const { id } = await client.grant(settings.leaseSeconds, signal);
-    return new OwnedLease(client, settings, id, sentAt, onLost);
+    return new OwnedLease(settings, id, sentAt, onLost);
   }
 
   /** Aborted, with an ERR_CCCI_LEASE_LOST error, once the lease counts as lost. */
@@ -134,9 +145,11 @@ export class OwnedLease {
   private async renewLoop(): Promise<void> {
     const { renewSeconds } = this.settings;
     const { setTimeout: sleep } = await import('node:timers/promises');
+    // After a renewal that was not acknowledged, the next try comes sooner than a period.
+    let wait = renewSeconds * 1000;
     while (!this.closed && !this.controller.signal.aborted) {
       try {
-        await sleep(renewSeconds * 1000, undefined, { ref: false });
+        await sleep(wait, undefined, { ref: false });
       } catch {
         return;
       }
@@ -148,9 +161,11 @@ export class OwnedLease {
         if (ttl > 0) {
           this.ackedSentAt = sentAt;
           this.arm();
+          wait = renewSeconds * 1000;
         } else this.lose('etcd says the lease is gone');
       } catch {
-        // Not acknowledged: the watchdog decides when that is too long.
+        // Not acknowledged: try again soon; the watchdog decides when it has been too long.
+        wait = Math.min(renewSeconds * 1000, 250);
       }
     }
   }

@@ -109,7 +109,7 @@ async function launch(size: number): Promise<{ api: EtcdCluster; healthy: () => 
   }));
   const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
 
-  const proxies: Proxy[] = [];
+  const proxies: TcpProxy[] = [];
   const members: EtcdMember[] = [];
   /** Each member's current process (a restart replaces it). */
   const processes: Helper[] = [];
@@ -236,7 +236,7 @@ async function freePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
-interface Proxy {
+export interface TcpProxy {
   port: number;
   cut(): void;
   heal(): void;
@@ -254,7 +254,7 @@ interface Pair {
  * connection (new ones too): the peers see an open connection that carries nothing, and what they
  * sent arrives after heal(), as TCP would deliver it after a partition ends.
  */
-async function startProxy(target: number): Promise<Proxy> {
+export async function startProxy(target: number): Promise<TcpProxy> {
   let cut = false;
   const pairs = new Set<Pair>();
   const server: Server = createServer((client) => {
