@@ -273,6 +273,11 @@ export class EtcdLocks {
     }
   }
 
+  /** Whether this process holds `domain`'s lock. */
+  holds(domain: string): boolean {
+    return this.held.has(domain);
+  }
+
   /** One try, never waiting: the lock, or null when someone holds it. */
   async tryAcquire(domain: string, signal?: AbortSignal): Promise<EtcdAppLock | null> {
     const key = lockPrefix(this.options.cluster) + domain;

@@ -14,6 +14,8 @@ export interface Locking {
   readonly backend: LockBackendName;
   /** Takes the domain's lock for the process's life (waiting while another holds it); its generation on etcd, null on flock. */
   acquire(domain: string, options?: AcquireOptions): Promise<{ generation: string | null }>;
+  /** Whether this process holds the domain's lock: it tears down only what it holds. */
+  holds(domain: string): boolean;
   /** One try: false when another process holds it. */
   tryAcquire(domain: string, log?: (line: string) => void): Promise<boolean>;
   janitor(options: JanitorOptions): Promise<JanitorReport>;
@@ -41,13 +43,17 @@ export function locking(options: LockingOptions = { runId: `${process.pid}`, kin
 async function make(options: LockingOptions): Promise<Locking> {
   const backend = lockBackendName();
   if (backend === 'flock') {
-    const [{ acquireAppLock }, { janitor }] = await Promise.all([import('../../lib/lock.js'), import('../../lib/janitor.js')]);
+    const [{ acquireAppLock, heldAppLocks }, { janitor }] = await Promise.all([
+      import('../../lib/lock.js'),
+      import('../../lib/janitor.js'),
+    ]);
     return {
       backend,
       acquire: async (domain, acquire = {}) => {
         await acquireAppLock(domain, acquire);
         return { generation: null };
       },
+      holds: (domain) => heldAppLocks().some((lock) => lock.domain === domain),
       tryAcquire: async (domain, log) => {
         try {
           // An already-aborted signal turns the wait into a try.
@@ -73,6 +79,7 @@ async function make(options: LockingOptions): Promise<Locking> {
   return {
     backend,
     acquire: async (domain, acquire = {}) => ({ generation: (await locks.acquire(domain, acquire)).generation }),
+    holds: (domain) => locks.holds(domain),
     tryAcquire: async (domain) => (await locks.tryAcquire(domain)) !== null,
     janitor: (janitorOptions) => etcdJanitor({ ...janitorOptions, settings, cluster, runId: options.runId }),
     releaseAll: () => locks.releaseAll(),

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 
 import { TeardownError, type Residual } from '../../lib/errors.js';
-import { heldAppLocks } from '../../lib/lock.js';
+import { locking } from '../host/locking.js';
 import { stackName } from '../../lib/naming.js';
 import { timings } from '../host/timings.js';
 import type { HostTools } from '../host/tools.js';
@@ -89,9 +89,10 @@ export function ownTeardown(
   return (signal) => {
     tearingDown ??= (async () => {
       const own = tools(signal);
+      const locks = await locking();
       let clean = true;
       for (const domain of domains()) {
-        if (heldAppLocks().some((lock) => lock.domain === domain)) clean = (await teardownOne(domain, own)) && clean;
+        if (locks.holds(domain)) clean = (await teardownOne(domain, own)) && clean;
       }
       return clean;
     })();
