@@ -176,7 +176,8 @@ export class OwnedLease {
     this.controller.abort(error);
     // Told first; exits if it has not let go by the end of the abort time.
     this.exitTimer = setTimeout(() => {
-      process.stderr.write(`== etcd lease lost and not let go within ${this.settings.abortTimeSeconds} s — exiting ${EXIT.leaseLost} ==\n`);
+      const line = `== etcd lease lost and not let go within ${this.settings.abortTimeSeconds} s — exiting ${EXIT.leaseLost} ==`;
+      process.stderr.write(`${line}\n`);
       process.exit(EXIT.leaseLost);
     }, this.settings.abortTimeSeconds * 1000);
     try {

@@ -47,6 +47,15 @@ Environment:
   CCCI_WARM_APPS                 warm app domains; set, each must exist (default unset)
   DRONE_RUNNER_CAPACITY          concurrent runs; set, memory and disk are checked (default unset)
   DOCKER_HOST                    the docker daemon (default unix:///var/run/docker.sock)
+  CCCI_LOCK_BACKEND              the app lock: flock or etcd (default flock)
+  CCCI_ETCD_ENDPOINTS            etcd's client URLs, comma-separated (default unset; etcd needs it)
+  CCCI_ETCD_CA                   a PEM CA file for https endpoints (default unset)
+  CCCI_ETCD_CERT                 a PEM client certificate, with CCCI_ETCD_KEY (default unset)
+  CCCI_ETCD_KEY                  its PEM key (default unset)
+  CCCI_ETCD_LEASE_SECONDS        the lease's TTL (default 30)
+  CCCI_ETCD_RENEW_SECONDS        how often the lease is renewed (default 5)
+  CCCI_ETCD_ABORT_SECONDS        no renewal for this long: stop, exit 75 (default 20)
+  CCCI_HOST_ID                   this runner's name in an etcd lock (default the hostname)
 
 Exit codes: 0 nothing failed (warns allowed), 1 a check failed, 2 bad input (an unknown option).`;
 
@@ -97,6 +106,15 @@ async function runChecks(env: NodeJS.ProcessEnv = process.env): Promise<Check[]>
     safely('lock dir', host.checkLockDirSafe),
     safely('runs dir', host.checkRunsDirSafe),
     safely('settings', () => checkSettings(env)),
+    safely('lock backend', async () => {
+      let etcd: ReturnType<typeof settings.lockBackend.parse>;
+      try {
+        etcd = settings.lockBackend.parse(env);
+      } catch (error) {
+        return notChecked('lock backend', error);
+      }
+      return host.checkLockBackend(etcd, await info);
+    }),
   ];
   if (env.CCCI_INGRESS) {
     rows.push(

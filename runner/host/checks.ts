@@ -8,6 +8,7 @@ import { freemem } from 'node:os';
 import { dirname } from 'node:path';
 import { connect } from 'node:tls';
 
+import type { EtcdSettings } from '../../lib/lock-backend.js';
 import type { IngressConfig } from '../run/health.js';
 import { type DockerInfo, engineSocket } from './engine.js';
 import { exec } from './exec.js';
@@ -280,4 +281,47 @@ export async function checkCapacity(capacity: number, info: PromiseSettledResult
   }
   checks.push(room('disk: runs dir', `in ${runs.at}`, runs.free, capacity * PER_RUN.runsDisk, capacity, fixMore(`space on ${runs.at}`)));
   return checks;
+}
+
+/**
+ * The lock backend against this swarm: flock on a swarm of several nodes is a warn (a janitor on
+ * one node cannot see another node's locks); etcd: every endpoint answers, and all name one leader.
+ * docs/scale-out.md
+ */
+export async function checkLockBackend(etcd: EtcdSettings | null, info: PromiseSettledResult<DockerInfo>): Promise<Check> {
+  const name = 'lock backend';
+  const nodes = info.status === 'fulfilled' ? (info.value.Swarm?.Nodes ?? 1) : 1;
+  if (etcd === null) {
+    return nodes > 1
+      ? warn(
+          name,
+          `flock on a swarm of ${nodes} nodes: a janitor on one node cannot see another node's locks`,
+          'with a runner on more than one node, set CCCI_LOCK_BACKEND=etcd on every runner (docs/scale-out.md)',
+        )
+      : pass(name, 'flock (this host only)');
+  }
+  const { EtcdClient } = await import('../../lib/etcd.js');
+  const client = new EtcdClient({ endpoints: etcd.endpoints, ca: etcd.ca, cert: etcd.cert, key: etcd.key });
+  const answers = await Promise.all(
+    etcd.endpoints.map((endpoint) =>
+      client.status(endpoint, AbortSignal.timeout(3000)).then(
+        (status) => ({ endpoint, status, error: null }),
+        (error: unknown) => ({ endpoint, status: null, error: why(error) }),
+      ),
+    ),
+  );
+  const down = answers.filter((answer) => answer.status === null);
+  const leaders = new Set(answers.flatMap((answer) => (answer.status ? [answer.status.leader] : [])));
+  if (down.length === answers.length)
+    return fail(
+      name,
+      `etcd: no endpoint answers (${down.map((d) => `${d.endpoint}: ${d.error}`).join('; ')})`,
+      'check CCCI_ETCD_ENDPOINTS and the members',
+    );
+  if (leaders.size !== 1 || leaders.has('0'))
+    return fail(name, `etcd: the members name ${leaders.size} leaders`, 'check the cluster: etcdctl endpoint status --cluster');
+  const detail = `etcd, ${answers.length - down.length}/${answers.length} endpoints answer, one leader; lease ${etcd.leaseSeconds} s, renew ${etcd.renewSeconds} s, abort ${etcd.abortSeconds} s`;
+  return down.length > 0
+    ? warn(name, `${detail}; down: ${down.map((d) => d.endpoint).join(', ')}`, 'bring the members back')
+    : pass(name, detail);
 }

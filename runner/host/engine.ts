@@ -199,7 +199,7 @@ export function eventFeed(socket: string): EventFeed {
 export interface DockerInfo {
   ServerVersion?: string;
   DockerRootDir?: string;
-  Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeID?: string; Cluster?: { ID?: string } };
+  Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeID?: string; Nodes?: number; Cluster?: { ID?: string } };
 }
 
 /** How long `docker info` may take. */

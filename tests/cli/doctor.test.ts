@@ -89,6 +89,7 @@ describe('cc-ci doctor on the real host', () => {
       'lock dir',
       'runs dir',
       'settings',
+      'lock backend',
       'ingress',
       'warm apps',
       'memory',
@@ -98,7 +99,7 @@ describe('cc-ci doctor on the real host', () => {
     expect(human.code, human.stderr).toBe(0);
     expect(human.stderr).toBe('');
     expect(human.stdout).toMatch(/\nabra +warn {2}abra version 0\.0\.0-ccci-test-fixture: the test-only stand-in, not abra\n +fix: /);
-    expect(human.stdout.split('\n').at(-1)).toBe('doctor: 10 pass, 1 warn, 0 fail');
+    expect(human.stdout.split('\n').at(-1)).toBe('doctor: 11 pass, 1 warn, 0 fail');
     expect(human.rows.find(([name]) => name === 'ingress')![2]).toMatch(/certificate verified, issued by Caddy Local Authority/);
     expect(human.rows.find(([name]) => name === 'warm apps')![2]).toContain(warm);
 

@@ -3,10 +3,11 @@
 // live. With etcd, host B's janitor reaps B's app once its lease has run out, and never touches
 // A's. With flock, host B's janitor finds no lock for A's app in B's lock dir and reaps the live
 // app: asserted, because that is the failure this backend is for (docs/scale-out.md).
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import type { JanitorReport } from '../../lib/janitor.js';
 import { type EtcdCluster, requireEtcd, startEtcdCluster } from '../support/etcd.js';
@@ -21,12 +22,10 @@ describe('two hosts on one swarm, one run killed', { timeout: 240_000 }, () => {
   const swarm = requireSwarm();
   const etcd = requireEtcd();
   if (!swarm || !etcd) return;
+  // useSwarmWorld's cleanup after each test stops what atCleanup() registered, an etcd cluster
+  // too: each test that needs one starts its own.
   const newWorld = useSwarmWorld();
-  let cluster: EtcdCluster;
-  beforeAll(async () => {
-    cluster = await startEtcdCluster({ members: 3 });
-  }, 60_000);
-  afterAll(async () => cluster?.stop());
+  let cluster: EtcdCluster | undefined;
 
   /** Host `name`'s environment: its own lock dir and host id, the backend's settings. */
   function host(world: World, name: string, backend: 'flock' | 'etcd'): NodeJS.ProcessEnv {
@@ -35,7 +34,7 @@ describe('two hosts on one swarm, one run killed', { timeout: 240_000 }, () => {
       CCCI_HOST_ID: name,
       CCCI_APP_LOCK_DIR: join(world.locks, name),
       CCCI_LOCK_BACKEND: backend,
-      ...(backend === 'etcd' ? { CCCI_ETCD_ENDPOINTS: cluster.endpoints.join(','), ...TIMINGS } : {}),
+      ...(backend === 'etcd' ? { CCCI_ETCD_ENDPOINTS: cluster!.endpoints.join(','), ...TIMINGS } : {}),
     };
   }
 
@@ -63,15 +62,38 @@ describe('two hosts on one swarm, one run killed', { timeout: 240_000 }, () => {
   async function liveAndKilled(world: World, backend: 'flock' | 'etcd') {
     const a = run(world, host(world, 'host-a', backend), 'a', '1', 60);
     const b = run(world, host(world, 'host-b', backend), 'b', '2', 0);
-    await a.waitFor(/app lock held/, 90_000);
+    await a.waitFor(/app lock held/, 90_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${readFileSync(join(world.runs, 'a', 'run.log'), 'utf8')}`);
+    });
     await b.waitFor(/Creating service/, 90_000);
     process.kill(-b.pid, 'SIGKILL');
     await b.exited;
     return { a, killedAt: Date.now(), live: domainOf(world, 'ccci-demo', '1'), dead: domainOf(world, 'ccci-demo', '2') };
   }
 
+  it('cc-ci doctor checks the etcd backend: every endpoint answers and names one leader; a dead endpoint fails', async () => {
+    const world = newWorld();
+    cluster = await startEtcdCluster({ members: 3 });
+    const doctor = async (endpoints: string[]) => {
+      const env = { ...host(world, 'host-a', 'etcd'), CCCI_ETCD_ENDPOINTS: endpoints.join(',') };
+      const result = await execa(process.execPath, [CLI, 'doctor', '--json'], { env, reject: false });
+      return (JSON.parse(result.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find(
+        (check) => check.name === 'lock backend',
+      );
+    };
+    expect(await doctor(cluster.endpoints)).toMatchObject({
+      status: 'pass',
+      detail: expect.stringMatching(/^etcd, 3\/3 endpoints answer, one leader; lease 6 s/),
+    });
+    expect(await doctor(['http://127.0.0.1:9'])).toMatchObject({
+      status: 'fail',
+      detail: expect.stringMatching(/^etcd: no endpoint answers/),
+    });
+  });
+
   it("etcd: host B's janitor reaps the killed run's app after its lease ran out, and never host A's live one", async () => {
     const world = newWorld();
+    cluster = await startEtcdCluster({ members: 3 });
     const { a, killedAt, live, dead } = await liveAndKilled(world, 'etcd');
     const b = host(world, 'host-b', 'etcd');
     let reapedAt: number | null = null;
