@@ -44,6 +44,8 @@ export interface EtcdCluster {
   members: EtcdMember[];
   /** The proxy URLs. */
   endpoints: string[];
+  /** The cluster's tmpfs dir (/dev/shm/ccci-etcd-XXXXXX): each member's data dir and log; removed by stop(). */
+  dir: string;
   /** The member the others follow now (waits out an election, up to 10 s). */
   leader(): Promise<EtcdMember>;
   /** Kills members and proxies, removes the data; idempotent. */
@@ -170,6 +172,7 @@ async function launch(size: number): Promise<{ api: EtcdCluster; healthy: () => 
   const api: EtcdCluster = {
     members,
     endpoints: members.map((m) => m.proxyUrl),
+    dir: root,
     leader: async () => {
       let found: EtcdMember | undefined;
       await waitFor(
