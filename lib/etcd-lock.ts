@@ -178,6 +178,7 @@ export class OwnedLease {
     this.exitTimer = setTimeout(() => {
       const line = `== etcd lease lost and not let go within ${this.settings.abortTimeSeconds} s — exiting ${EXIT.leaseLost} ==`;
       process.stderr.write(`${line}\n`);
+      killOwnGroup();
       process.exit(EXIT.leaseLost);
     }, this.settings.abortTimeSeconds * 1000);
     try {
@@ -185,6 +186,35 @@ export class OwnedLease {
     } catch {
       // the exit timer stands
     }
+  }
+}
+
+/**
+ * SIGKILLs every other process of this process's group, when it leads one (a run under `cc-ci
+ * step`, its own session): an abra or docker command still running must not act after its run's
+ * abort time (docs/model/README.md: an action lands at most the slack after its check). A process
+ * in someone else's group leaves the group alone.
+ */
+function killOwnGroup(): void {
+  const { readFileSync, readdirSync } = process.getBuiltinModule('node:fs');
+  // /proc/<pid>/stat: the pgrp is the 3rd field after the parenthesised command name.
+  const pgrp = (pid: string): number =>
+    Number(
+      readFileSync(`/proc/${pid}/stat`, 'utf8')
+        .replace(/^.*\) /s, '')
+        .split(' ')[2],
+    );
+  try {
+    if (pgrp('self') !== process.pid) return;
+    for (const pid of readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name) && Number(name) !== process.pid)) {
+      try {
+        if (pgrp(pid) === process.pid) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no /proc: the exit alone
   }
 }
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdJanitor } from '../../lib/etcd-lock.js';
 import { etcdSettings } from '../../lib/lock-backend.js';
 import { type EtcdCluster, type TcpProxy, requireEtcd, startEtcdCluster, startProxy } from '../support/etcd.js';
-import { HELPERS, type Helper, cleanup, startHelper } from '../support/processes.js';
+import { HELPERS, type Helper, cleanup, isGone, startHelper } from '../support/processes.js';
 
 const TTL = 6;
 const RENEW = 1;
@@ -220,6 +220,27 @@ describe('the app lock on etcd, under faults', { timeout: 180_000 }, () => {
       `etcd 4 (${count} runners): last action ${(Math.min(...acts) / 1000).toFixed(2)}-${(Math.max(...acts) / 1000).toFixed(2)} s after the cut ` +
         `(limit ${ABORT + ABORT_TIME} s); the janitor's reap ${(Math.min(...janitors) / 1000).toFixed(2)}-${(Math.max(...janitors) / 1000).toFixed(2)} s after it (TTL ${TTL} s)`,
     );
+  });
+
+  it('a holder that does not let go is ended by its lock at the abort time, its process group with it', async () => {
+    const id = fresh('c');
+    const proxies = await ownProxies();
+    const helper = runner(
+      id,
+      app(),
+      'host-a',
+      proxies.map((proxy) => proxy.url),
+      { env: { HOLDER_HANG: '1' } },
+    );
+    const child = Number((await helper.waitFor(/^CHILD /, 20_000)).split(' ')[2]);
+    await sleep(1200);
+    for (const proxy of proxies) proxy.cut();
+    const { code } = await helper.exited;
+    expect(code).toBe(75);
+    const lost = events(helper).find((e) => e.event === 'LOST')!.t;
+    expect(now() - lost).toBeGreaterThanOrEqual(ABORT_TIME * 1000 - JITTER_MS);
+    expect(isGone(child), `its child ${child}`).toBe(true);
+    for (const proxy of proxies) proxy.close();
   });
 
   it('5: a runner paused past its TTL makes no further action and does not re-acquire; a short pause aborts nothing', async () => {

@@ -5,7 +5,10 @@
 // processes, and untouched by a Date.now() a test shifts.
 //   node etcd-holder.mjs <cluster> <domain>      (settings from CCCI_ETCD_*, CCCI_HOST_ID)
 // On the lock's abort (the lease lost) it stops acting, lets go and exits 75, as a library user
-// should; SIGTERM lets go and exits 0.
+// should; SIGTERM lets go and exits 0. With HOLDER_HANG=1 it starts a child (`sleep`, in its own
+// process group) and never lets go: the lock itself must then end the child and the process.
+import { spawn } from 'node:child_process';
+
 import { checkActGates } from '../../dist/lib/act-gate.js';
 import { EtcdLocks } from '../../dist/lib/etcd-lock.js';
 import { etcdSettings } from '../../dist/lib/lock-backend.js';
@@ -41,7 +44,16 @@ const acting = setInterval(
   },
   Number(process.env.HOLDER_ACT_MS ?? 100),
 );
+if (process.env.HOLDER_HANG === '1') {
+  const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+  say('CHILD', String(child.pid));
+}
 lock.signal.addEventListener('abort', async () => {
+  if (process.env.HOLDER_HANG === '1') {
+    clearInterval(acting);
+    say('HANGING');
+    return;
+  }
   clearInterval(acting);
   say('ABORTING');
   await locks.releaseAll();
