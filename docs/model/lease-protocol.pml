@@ -25,6 +25,7 @@
  *   ABORT_GE_TTL     ABORT = TTL (the start-up validation TTL >= ABORT + ABORT_TIME + SLACK skipped)
  *   NO_SLACK         TTL = ABORT + ABORT_TIME: the constraint forgets that an action lands late
  *   CLOCK_FROM_ACK   the own deadline counts from the acknowledgement, not from the send
+ *   JANITOR_NO_SELF_ABORT  runs check their own clock, the janitor does not before its teardown
  *
  * Bounds: NR = 2 runs, NJ = 1 janitor sweep, MAXKILLS kills and MAXPAUSES pauses per execution.
  */
@@ -165,9 +166,12 @@ inline land(p, op) {
 }
 
 /* the own-clock check before a docker action */
-#ifdef NO_SELF_ABORT
+#if defined(NO_SELF_ABORT)
 #define OWN_OK(p) true
 #define OWN_OK_ABORTING(p) true
+#elif defined(JANITOR_NO_SELF_ABORT)
+#define OWN_OK(p) ((p) > NR || dl[p] > ABORT_TIME)
+#define OWN_OK_ABORTING(p) (dl[p] > 0)
 #else
 #define OWN_OK(p) (dl[p] > ABORT_TIME)
 #define OWN_OK_ABORTING(p) (dl[p] > 0)
