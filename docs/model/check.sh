@@ -9,7 +9,7 @@
 #                                expected results above decide the exit code)
 #   docs/model/check.sh --wide   also the correct model with wider bounds (3 runs + 2 janitors, 2 runs
 #                                + 3 janitors; leases: 2 runs + 1 janitor) against every safety
-#                                property at once: 47-135M states, 5-8 GB and 3-15 min each; not for CI
+#                                property at once: 38-135M states, 3-8 GB and 3-15 min each; not for CI
 #
 # The correct models' safety properties are searched as one conjunction (`ltl safety`): no
 # counterexample to it means none to any of them, at a fifth of the cost; only if it finds one are
@@ -111,7 +111,7 @@ fi
 # the compile time) unless --all searches their whole state spaces.
 # The wider bounds store states compressed (-DCOLLAPSE) and may use up to 16 GB.
 # The lease model: one run and one janitor sweep, or two runs (whose leftover removal is the reaper),
-# each pair checked exhaustively in a second; the three together only under --wide (47M states).
+# each pair checked exhaustively in a second; the three together only under --wide (38M states).
 build() { # variant
   local v="$1" dir="$work/$1" define=() opt=(-O1) model
   model="$(model_of "$v")"
