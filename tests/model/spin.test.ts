@@ -1,5 +1,6 @@
-// The app-lock protocol, model-checked: docs/model/check.sh runs SPIN over docs/model/lock-protocol.pml.
-// The correct model must verify every property exhaustively, and each variant (one rule of the
+// The app-lock protocol, model-checked: docs/model/check.sh runs SPIN over docs/model/lock-protocol.pml
+// (the flock backend) and docs/model/lease-protocol.pml (the etcd-lease backend).
+// The correct models must verify every property exhaustively, and each variant (one rule of the
 // protocol taken out, or one assumption dropped) must give the counterexample it stands for; a model
 // that no longer tells them apart has drifted from the code it documents.
 //
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CHECK = fileURLToPath(new URL('../../docs/model/check.sh', import.meta.url));
-const CHECK_TIMEOUT_MS = 150_000; // ~25 s on two cores; room for a loaded CI machine
+const CHECK_TIMEOUT_MS = 150_000; // ~25 s on two cores (load 3); room for a loaded CI machine
 
 const PROPERTIES = ['mutex', 'appsafe', 'onpath', 'fresh', 'cleanup', 'progress'] as const;
 
@@ -28,6 +29,19 @@ const VARIANTS: ReadonlyArray<[variant: string, breaks: string[], because: strin
   ['HUNG_TEARDOWN', ['progress'], 'a janitor stuck in its teardown holds the lock forever'],
   ['PARTIAL_DISCOVERY', ['cleanup'], 'volumes and secrets without a .env or a service are never discovered'],
   ['CHILD_SURVIVES', ['appsafe', 'fresh'], 'a dead run’s subprocess lands on the next run’s app'],
+];
+
+// The lease model (docs/model/README.md, "The etcd-lease model"): one run and one janitor sweep
+// (`lease`), and two runs (`lease-2runs`), each against P1-P5's lease analogues.
+const LEASE_MODELS = ['lease', 'lease-2runs'] as const;
+const LEASE_PROPERTIES = ['mutex', 'appsafe', 'onkey', 'fresh', 'cleanup'] as const;
+
+const LEASE_VARIANTS: ReadonlyArray<[variant: string, breaks: string[], because: string]> = [
+  ['lease-NO_SELF_ABORT', ['mutex', 'appsafe', 'onkey'], 'a run cut off from etcd acts on docker while the janitor reaps'],
+  ['lease-ABORT_GE_TTL', ['mutex', 'appsafe', 'onkey'], 'ABORT = TTL: the run still acts when its lease expires'],
+  ['lease-NO_SLACK', ['mutex', 'appsafe', 'onkey'], 'TTL = ABORT + ABORT_TIME: an action started in time lands after the expiry'],
+  ['lease-CLOCK_FROM_ACK', ['mutex', 'appsafe', 'onkey'], 'a deadline counted from a late answer outlives the lease'],
+  ['lease-JANITOR_NO_SELF_ABORT', ['mutex', 'appsafe'], 'a janitor paused past its lease reaps the next run’s install'],
 ];
 
 const spinThere = spawnSync('spin', ['-V'], { stdio: 'ignore' }).status === 0;
@@ -83,7 +97,17 @@ describe.skipIf(!spinThere && !inCi)('the app-lock protocol model (SPIN, docs/mo
     expect(run.results.get(`correct ${property}`), run.stderr).toBe('ok');
   });
 
-  describe.each(VARIANTS)('variant %s', (variant, breaks, because) => {
+  describe.each(LEASE_MODELS)('the lease model %s', (model) => {
+    it.each(LEASE_PROPERTIES)('satisfies %s, exhaustively', (property) => {
+      expect(run.results.get(`${model} ${property}`), run.stderr).toBe('ok');
+    });
+
+    it('reaches the paused run: SIGSTOPped past its lease, reaped meanwhile, resumed, exits (a witness)', () => {
+      expect(run.results.get(`${model} pausewitness`), run.stderr).toBe('counterexample');
+    });
+  });
+
+  describe.each([...VARIANTS, ...LEASE_VARIANTS])('variant %s', (variant, breaks, because) => {
     it.each(breaks)(`gives a counterexample to %s (${because})`, (property) => {
       expect(run.results.get(`${variant} ${property}`), run.stderr).toBe('counterexample');
     });
