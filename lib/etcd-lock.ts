@@ -304,6 +304,11 @@ export class EtcdLocks {
     }
   }
 
+  /** The generation of every lock this process holds, by domain. */
+  generations(): Record<string, string> {
+    return Object.fromEntries([...this.held.values()].map((lock) => [lock.domain, lock.generation]));
+  }
+
   /** Whether this process holds `domain`'s lock. */
   holds(domain: string): boolean {
     return this.held.has(domain);

@@ -14,6 +14,8 @@ export interface Locking {
   readonly backend: LockBackendName;
   /** Takes the domain's lock for the process's life (waiting while another holds it); its generation on etcd, null on flock. */
   acquire(domain: string, options?: AcquireOptions): Promise<{ generation: string | null }>;
+  /** The generation of each domain this process holds on etcd (empty on flock). */
+  generations(): Record<string, string>;
   /** Whether this process holds the domain's lock: it tears down only what it holds. */
   holds(domain: string): boolean;
   /** One try: false when another process holds it. */
@@ -54,6 +56,7 @@ async function make(options: LockingOptions): Promise<Locking> {
         return { generation: null };
       },
       holds: (domain) => heldAppLocks().some((lock) => lock.domain === domain),
+      generations: () => ({}),
       tryAcquire: async (domain, log) => {
         try {
           // An already-aborted signal turns the wait into a try.
@@ -80,6 +83,7 @@ async function make(options: LockingOptions): Promise<Locking> {
     backend,
     acquire: async (domain, acquire = {}) => ({ generation: (await locks.acquire(domain, acquire)).generation }),
     holds: (domain) => locks.holds(domain),
+    generations: () => locks.generations(),
     tryAcquire: async (domain) => (await locks.tryAcquire(domain)) !== null,
     janitor: (janitorOptions) => etcdJanitor({ ...janitorOptions, settings, cluster, runId: options.runId }),
     releaseAll: () => locks.releaseAll(),

@@ -52,6 +52,8 @@ export interface RunResults {
   stages: StageResult[];
   /** How many deploys the run made: exactly 1 for a run that got as far as deploying. */
   deploys: number;
+  /** The app lock's backend and, on etcd, each held domain's generation (its fencing token, docs/scale-out.md). */
+  lock?: { backend: 'flock' | 'etcd'; generations: Record<string, string> };
   /** `clean` (nothing left), `residual` (something left: see the log), `skipped` (never deployed). */
   teardown: 'clean' | 'residual' | 'skipped';
   /** ccci.yml's dependencies, as far as the custom stage deployed them (docs/recipes.md#dependencies). */

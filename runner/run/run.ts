@@ -52,7 +52,11 @@ export async function runRecipeCi(config: RunConfig): Promise<never> {
         `lost the etcd lease: ${why}`,
       ),
   });
-  lifetime.onTeardown(async () => (await locks).releaseAll());
+  lifetime.onTeardown(async () => {
+    const held = await locks;
+    results.lock = { backend: held.backend, generations: held.generations() };
+    await held.releaseAll();
+  });
   // The quick lane's warm app rolled back first; then the run's own app and its dependencies in
   // reverse declaration order.
   let rollback: ((signal?: AbortSignal) => Promise<boolean>) | null = null;

@@ -114,6 +114,10 @@ describe('two hosts on one swarm, one run killed', { timeout: 240_000 }, () => {
     a.child.kill('SIGTERM'); // enough shown: A tears down and lets go
     expect((await a.exited).code).toBe(143);
     expect(await world.leftovers(), a.output()).toEqual([]);
+    // Its generation, the fencing token, is in its results as in its log.
+    const generation = /== app lock held: \S+ \(etcd, generation ([0-9]+)\) ==/.exec(a.output())?.[1];
+    const results = JSON.parse(readFileSync(join(world.runs, 'a', 'results.json'), 'utf8')) as { lock: unknown };
+    expect(results.lock).toEqual({ backend: 'etcd', generations: { [live]: generation } });
   });
 
   it("flock: host B's janitor sees no lock for host A's live app in its own lock dir, and reaps it", async () => {
