@@ -410,7 +410,7 @@ export async function etcdJanitor(
       }
       log(`== janitor: ${domain} — no run holds its lock: reaping (generation ${lock.generation}) ==`);
       try {
-        await options.teardown(domain);
+        await options.teardown(domain, lock.generation);
         report.reaped.push(domain);
       } catch (error) {
         log(`!! janitor: reaping ${domain} failed (${(error as Error).message.split('\n')[0]}) — the next sweep tries again`);

@@ -62,7 +62,7 @@ export interface JanitorReport {
 export type Discover = () => Iterable<string> | Promise<Iterable<string>>;
 /** Removes everything of one app; must tolerate a half-gone app. Its errors are logged, not thrown. */
 // biome-ignore lint/suspicious/noConfusingVoidType: a teardown may return nothing at all, as a () => void does
-export type Teardown = (domain: string) => void | PromiseLike<unknown>;
+export type Teardown = (domain: string, generation?: string) => void | PromiseLike<unknown>;
 
 export interface JanitorOptions {
   discover: Discover;

@@ -4,10 +4,11 @@
 // run app's (that catches an app whose .env is already gone). The janitor keeps the run-app names
 // and probes only those. Teardown: the runner's own teardown, which tolerates a half-gone app.
 import type { Discover, Teardown } from '../../lib/janitor.js';
-import { InputError } from '../../lib/errors.js';
-import { baseDomain, domainFromServiceName } from '../../lib/naming.js';
+import { CcciError, InputError } from '../../lib/errors.js';
+import { baseDomain, domainFromServiceName, stackName } from '../../lib/naming.js';
 import { abraServer } from './abra.js';
 import { exec } from './exec.js';
+import { newerGeneration } from './generation.js';
 import type { Log } from './log.js';
 import { hostTools } from './tools.js';
 import { teardownApp } from '../run/teardown.js';
@@ -95,6 +96,15 @@ export function defaultJanitorHooks(context: HookContext): JanitorHooks {
   const { log, signal } = context;
   return {
     discover: () => discoverApps({ signal }),
-    teardown: (domain: string) => teardownApp(domain, hostTools({ server: abraServer(), log, signal }), true),
+    teardown: async (domain: string, generation?: string) => {
+      // On etcd: an app a newer holder labelled is not this sweep's to reap (runner/host/generation.ts).
+      const newer = generation === undefined ? null : await newerGeneration(stackName(domain), generation, signal);
+      if (newer !== null)
+        throw new CcciError(
+          'ERR_CCCI_NEWER_GENERATION',
+          `${domain} carries generation ${newer}, newer than this sweep's ${generation}: left alone`,
+        );
+      await teardownApp(domain, hostTools({ server: abraServer(), log, signal }), true);
+    },
   };
 }

@@ -3,6 +3,7 @@
 // and wait for it to converge.
 import { CcciError } from '../../lib/errors.js';
 import { stackName } from '../../lib/naming.js';
+import { labelGeneration } from '../host/generation.js';
 import { locking } from '../host/locking.js';
 import { timings } from '../host/timings.js';
 import { deployCount, recordDeploy, type RunStateFiles } from '../../lib/run-state.js';
@@ -28,7 +29,7 @@ export interface DeployOptions extends TeardownTools {
  * only be what a run that died while we waited left, and no janitor can reap it any more.
  * `what` names the app in the log (`app`, `dependency keycloak`).
  */
-export async function takeApp(domain: string, tools: TeardownTools & { signal?: AbortSignal }, what = 'app'): Promise<void> {
+export async function takeApp(domain: string, tools: TeardownTools & { signal?: AbortSignal }, what = 'app'): Promise<string | null> {
   // Waiting for another run's lock is that run's time, not cc-ci's.
   const lock = await timings.span(`lock ${domain}`, () =>
     timings.outsideOf(async () => (await locking()).acquire(domain, { signal: tools.signal, log: tools.log })),
@@ -39,6 +40,7 @@ export async function takeApp(domain: string, tools: TeardownTools & { signal?: 
     tools.log(`== ${domain}: leftovers of a run that died while we waited (${JSON.stringify(left)}) — removing ==`);
     await teardownApp(domain, tools, true);
   }
+  return lock.generation;
 }
 
 export async function deployApp(options: DeployOptions): Promise<void> {
@@ -46,12 +48,13 @@ export async function deployApp(options: DeployOptions): Promise<void> {
   const made = deployCount(options.state);
   if (made > 0) throw new CcciError('ERR_CCCI_DEPLOY_COUNT', `deploy #${made + 1} in one run: a run deploys exactly once`);
 
-  await takeApp(domain, options);
+  const generation = await takeApp(domain, options);
 
   await abra.appNew(recipe, domain, { secrets: declaresSecrets(options.tree), chaos: true });
   await options.beforeDeploy?.();
   recordDeploy(options.state);
   await abra.appDeploy(domain, { chaos: true });
   await docker.waitConverged(stackName(domain), options.convergeTimeoutMs);
+  if (generation !== null) await labelGeneration(stackName(domain), generation, options.signal);
   log(`== deployed ${domain} (code under test) ==`);
 }

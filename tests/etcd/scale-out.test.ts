@@ -10,6 +10,9 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 
 import type { JanitorReport } from '../../lib/janitor.js';
+import { stackName } from '../../lib/naming.js';
+import { defaultJanitorHooks } from '../../runner/host/discovery.js';
+import { newerGeneration } from '../../runner/host/generation.js';
 import { type EtcdCluster, requireEtcd, startEtcdCluster } from '../support/etcd.js';
 import { CLI, type Helper, startCli } from '../support/processes.js';
 import { customSleep, domainOf, requireSwarm, useSwarmWorld, type World } from '../support/swarm.js';
@@ -111,11 +114,17 @@ describe('two hosts on one swarm, one run killed', { timeout: 240_000 }, () => {
     console.log(
       `scale-out etcd: the killed run's app reaped ${((reapedAt! - killedAt) / 1000).toFixed(1)} s after the kill (TTL ${TTL} s)`,
     );
+    // A's services carry its generation; a janitor's teardown with an older one leaves them alone.
+    await a.waitFor(/== deployed /, 60_000);
+    const generation = /== app lock held: \S+ \(etcd, generation ([0-9]+)\) ==/.exec(a.output())![1]!;
+    expect(await newerGeneration(stackName(live), '1')).toBe(generation);
+    expect(await newerGeneration(stackName(live), generation)).toBeNull();
+    await expect(defaultJanitorHooks({ log: () => {} }).teardown(live, '1')).rejects.toMatchObject({ code: 'ERR_CCCI_NEWER_GENERATION' });
+    expect(await world.leftovers()).not.toEqual([]);
     a.child.kill('SIGTERM'); // enough shown: A tears down and lets go
     expect((await a.exited).code).toBe(143);
     expect(await world.leftovers(), a.output()).toEqual([]);
     // Its generation, the fencing token, is in its results as in its log.
-    const generation = /== app lock held: \S+ \(etcd, generation ([0-9]+)\) ==/.exec(a.output())?.[1];
     const results = JSON.parse(readFileSync(join(world.runs, 'a', 'results.json'), 'utf8')) as { lock: unknown };
     expect(results.lock).toEqual({ backend: 'etcd', generations: { [live]: generation } });
   });
