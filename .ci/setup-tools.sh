@@ -17,6 +17,8 @@ command -v jq >/dev/null 2>&1 || missing+=(jq)
 # systemd-analyze verify: tests/cli/units.test.ts checks the generated units with systemd's own parser.
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ -x /usr/bin/etcd ] || missing+=(etcd-server)
+# A CA and certificates for the etcd TLS test.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "== setup-tools: installing ${missing[*]} ==" >&2
   export DEBIAN_FRONTEND=noninteractive
