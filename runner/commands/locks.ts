@@ -39,7 +39,10 @@ Exit codes: 0 listed, 2 bad input (an unknown option, a lock dir that cannot be 
 
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } }, strict: true, allowPositionals: false });
-  if (process.env.CCCI_LOCK_BACKEND === 'etcd') return etcdLocks(values.json === true);
+  // Read only when set: the flock path's start-up stays as it was (`npm run bench cli`).
+  if (process.env.CCCI_LOCK_BACKEND && (await import('../../lib/lock-backend.js')).lockBackendName() === 'etcd') {
+    return etcdLocks(values.json === true);
+  }
   const { inspectAppLocks, lockDir } = await import('../../lib/lockfiles.js');
   const dir = lockDir();
   let locks: AppLockInfo[];

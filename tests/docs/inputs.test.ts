@@ -223,6 +223,10 @@ const CASES: Record<string, () => Promise<Outcome> | Outcome> = {
   '`CCCI_QUICK` | `yes`': () => cli(['run'], { env: { CCCI_QUICK: 'yes' } }),
   '`CCCI_SERVER` | `../other`': () => cli(['run'], { env: { CCCI_SERVER: '../other' } }),
   '`CCCI_CONVERGE_TIMEOUT_SECONDS` | `10m`': () => cli(['run'], { env: { CCCI_CONVERGE_TIMEOUT_SECONDS: '10m' } }),
+  '`CCCI_LOCK_BACKEND` | `consul`': () => cli(['run'], { env: { CCCI_LOCK_BACKEND: 'consul' } }),
+  '`CCCI_ETCD_ENDPOINTS` | unset, with `CCCI_LOCK_BACKEND=etcd`': () => cli(['run'], { env: { CCCI_LOCK_BACKEND: 'etcd' } }),
+  '`CCCI_ETCD_ABORT_SECONDS` | `30` (with the default lease of 30 s)': () =>
+    cli(['run'], { env: { CCCI_LOCK_BACKEND: 'etcd', CCCI_ETCD_ENDPOINTS: 'http://127.0.0.1:2379', CCCI_ETCD_ABORT_SECONDS: '30' } }),
   '`CCCI_GIT_BASE` | `git.autonomic.zone` (no scheme)': () => cli(['run'], { env: { CCCI_GIT_BASE: 'git.autonomic.zone' } }),
   '`CCCI_GIT_TOKEN` | a value with a line break': () => cli(['run'], { env: { CCCI_GIT_TOKEN: 'secret\nX-Evil: 1' } }),
   '`CCCI_DEADLINE_SECONDS` | `1h`': () => cli(['run'], { env: { CCCI_DEADLINE_SECONDS: '1h' } }),
