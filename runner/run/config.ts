@@ -110,7 +110,7 @@ function gitToken(env: NodeJS.ProcessEnv): string | undefined {
  * a run would stop with, so `cc-ci doctor` checks every one by itself with the run's own rules.
  * (A function, not a constant: tests/docs/help-env.test.ts counts what a module's load reads.)
  */
-const ETCD_VARIABLES = [
+export const ETCD_VARIABLES = [
   'CCCI_LOCK_BACKEND',
   'CCCI_ETCD_ENDPOINTS',
   'CCCI_ETCD_CA',

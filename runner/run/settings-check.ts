@@ -3,7 +3,7 @@
 // the message the run would stop with; and a warn for a CCCI_* name cc-ci never reads (a typo).
 import { InputError } from '../../lib/errors.js';
 import { type Check, why } from '../host/checks.js';
-import { envSettings } from './config.js';
+import { ETCD_VARIABLES, envSettings } from './config.js';
 
 /** Every CCCI_* variable cc-ci reads: the CCCI_* rows of docs/concurrency.md#configuration-knobs. */
 export const KNOWN_VARIABLES: readonly string[] = [
@@ -32,15 +32,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
   'CCCI_TESTS_DIR',
   'CCCI_TEST_TIMEOUT_SECONDS',
   'CCCI_MAX_DEPS',
-  'CCCI_LOCK_BACKEND',
-  'CCCI_ETCD_ENDPOINTS',
-  'CCCI_ETCD_CA',
-  'CCCI_ETCD_CERT',
-  'CCCI_ETCD_KEY',
-  'CCCI_ETCD_LEASE_SECONDS',
-  'CCCI_ETCD_RENEW_SECONDS',
-  'CCCI_ETCD_ABORT_SECONDS',
-  'CCCI_HOST_ID',
+  ...ETCD_VARIABLES,
 ];
 
 interface Setting {
