@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 
 import { CcciError, EXIT } from '../../lib/errors.js';
 import type { Check } from '../host/checks.js';
-import { print } from './output.js';
+import { etcdEnvironment, print } from './output.js';
 
 export const usage = `Usage: cc-ci doctor [--json]
 
@@ -47,15 +47,7 @@ Environment:
   CCCI_WARM_APPS                 warm app domains; set, each must exist (default unset)
   DRONE_RUNNER_CAPACITY          concurrent runs; set, memory and disk are checked (default unset)
   DOCKER_HOST                    the docker daemon (default unix:///var/run/docker.sock)
-  CCCI_LOCK_BACKEND              the app lock: flock or etcd (default flock)
-  CCCI_ETCD_ENDPOINTS            etcd's client URLs, comma-separated (default unset; etcd needs it)
-  CCCI_ETCD_CA                   a PEM CA file for https endpoints (default unset)
-  CCCI_ETCD_CERT                 a PEM client certificate, with CCCI_ETCD_KEY (default unset)
-  CCCI_ETCD_KEY                  its PEM key (default unset)
-  CCCI_ETCD_LEASE_SECONDS        the lease's TTL (default 30)
-  CCCI_ETCD_RENEW_SECONDS        how often the lease is renewed (default 5)
-  CCCI_ETCD_ABORT_SECONDS        no renewal for this long: stop, exit 75 (default 20)
-  CCCI_HOST_ID                   this runner's name in an etcd lock (default the hostname)
+${etcdEnvironment(33)}
 
 Exit codes: 0 nothing failed (warns allowed), 1 a check failed, 2 bad input (an unknown option).`;
 

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 
 import type { JanitorReport } from '../../lib/janitor.js';
+import { etcdEnvironment } from './output.js';
 
 export const usage = `Usage: cc-ci janitor [--dry-run] [--json]
 
@@ -27,15 +28,7 @@ Environment:
   DOCKER_HOST            the Engine whose events a teardown waits on: a unix:// socket, else it
                          polls through docker (default /var/run/docker.sock)
   HOME                   the home of ~/.abra (default: the account's home dir)
-  CCCI_LOCK_BACKEND      the app lock: flock or etcd (default flock)
-  CCCI_ETCD_ENDPOINTS    etcd's client URLs, comma-separated (default unset; etcd needs it)
-  CCCI_ETCD_CA           a PEM CA file for https endpoints (default unset)
-  CCCI_ETCD_CERT         a PEM client certificate, with CCCI_ETCD_KEY (default unset)
-  CCCI_ETCD_KEY          its PEM key (default unset)
-  CCCI_ETCD_LEASE_SECONDS  the lease's TTL (default 30)
-  CCCI_ETCD_RENEW_SECONDS  how often the lease is renewed (default 5)
-  CCCI_ETCD_ABORT_SECONDS  no renewal for this long: stop, exit 75 (default 20)
-  CCCI_HOST_ID           this runner's name in an etcd lock (default the hostname)
+${etcdEnvironment(25)}
 
 Exit codes: 0 swept (see the report for skips), 1 discovery failed, 2 bad input.`;
 

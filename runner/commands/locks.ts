@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 
 import { InputError } from '../../lib/errors.js';
 import type { AppLockInfo } from '../../lib/lockfiles.js';
-import { print } from './output.js';
+import { etcdEnvironment, print } from './output.js';
 
 const { existsSync } = process.getBuiltinModule('node:fs');
 
@@ -24,15 +24,7 @@ Environment:
   CCCI_APP_LOCK_DIR     the lock dir (default /run/lock)
   CCCI_LEGACY_LOCK_DIR  the old shared lock dir during a move, named in errors; its lockfiles are
                         not listed (default: unset)
-  CCCI_LOCK_BACKEND     the app lock: flock or etcd (default flock)
-  CCCI_ETCD_ENDPOINTS   etcd's client URLs, comma-separated (default unset; etcd needs it)
-  CCCI_ETCD_CA          a PEM CA file for https endpoints (default unset)
-  CCCI_ETCD_CERT        a PEM client certificate, with CCCI_ETCD_KEY (default unset)
-  CCCI_ETCD_KEY         its PEM key (default unset)
-  CCCI_ETCD_LEASE_SECONDS  the lease's TTL (default 30)
-  CCCI_ETCD_RENEW_SECONDS  how often the lease is renewed (default 5)
-  CCCI_ETCD_ABORT_SECONDS  no renewal for this long: stop, exit 75 (default 20)
-  CCCI_HOST_ID          this runner's name in an etcd lock (default the hostname)
+${etcdEnvironment(24)}
   DOCKER_HOST           docker, for the swarm id in etcd keys (default /var/run/docker.sock)
 
 Exit codes: 0 listed, 2 bad input (an unknown option, a lock dir that cannot be read).`;

@@ -1,5 +1,7 @@
 // `cc-ci run`: one recipe CI run (see runner/run/run.ts for the flow). The flow and its config are
 // imported in main, so `--help` loads neither them nor execa.
+import { etcdEnvironment } from './output.js';
+
 export const usage = `Usage: cc-ci run [--recipe NAME] [--ref REF] [--pr N] [--src OWNER/REPO] [--stages LIST] [--quick]
 
 Runs one recipe's CI on this swarm host: lifetime guards, a per-run ABRA_DIR, fetch, janitor,
@@ -64,15 +66,7 @@ Environment:
   REF                            the PR head, as --ref (default: unset)
   SRC                            the repository REF lives in, as --src (default: unset)
   STAGES                         the stages to run, as --stages (default: all)
-  CCCI_LOCK_BACKEND              the app lock: flock or etcd (default flock)
-  CCCI_ETCD_ENDPOINTS            etcd's client URLs, comma-separated (default unset; etcd needs it)
-  CCCI_ETCD_CA                   a PEM CA file for https endpoints (default unset)
-  CCCI_ETCD_CERT                 a PEM client certificate, with CCCI_ETCD_KEY (default unset)
-  CCCI_ETCD_KEY                  its PEM key (default unset)
-  CCCI_ETCD_LEASE_SECONDS        the lease's TTL (default 30)
-  CCCI_ETCD_RENEW_SECONDS        how often the lease is renewed (default 5)
-  CCCI_ETCD_ABORT_SECONDS        no renewal for this long: stop, exit 75 (default 20)
-  CCCI_HOST_ID                   this runner's name in an etcd lock (default the hostname)
+${etcdEnvironment(33)}
 
 Exit codes: 0 green, 1 a stage failed or teardown left something, 2 bad input,
 142 hard deadline, 143 cancelled (SIGTERM), 130 SIGINT, 129 SIGHUP.`;

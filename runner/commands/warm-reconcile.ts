@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 
 import { CcciError, EXIT } from '../../lib/errors.js';
+import { etcdEnvironment } from './output.js';
 
 export const usage = `Usage: cc-ci warm-reconcile [--apps DOMAIN,...] [--dry-run] [--json]
 
@@ -38,15 +39,7 @@ Environment:
   DOCKER_HOST                    the Engine whose events the waits read: a unix:// socket, else
                                  they poll through docker (default /var/run/docker.sock)
   HOME                           the home of ~/.abra (default: the account's home dir)
-  CCCI_LOCK_BACKEND              the app lock: flock or etcd (default flock)
-  CCCI_ETCD_ENDPOINTS            etcd's client URLs, comma-separated (default unset; etcd needs it)
-  CCCI_ETCD_CA                   a PEM CA file for https endpoints (default unset)
-  CCCI_ETCD_CERT                 a PEM client certificate, with CCCI_ETCD_KEY (default unset)
-  CCCI_ETCD_KEY                  its PEM key (default unset)
-  CCCI_ETCD_LEASE_SECONDS        the lease's TTL (default 30)
-  CCCI_ETCD_RENEW_SECONDS        how often the lease is renewed (default 5)
-  CCCI_ETCD_ABORT_SECONDS        no renewal for this long: stop, exit 75 (default 20)
-  CCCI_HOST_ID                   this runner's name in an etcd lock (default the hostname)
+${etcdEnvironment(33)}
   CCCI_BASE_DOMAIN               the base of run-app domains (default ci.commoninternet.net)
   CCCI_DEADLINE_SECONDS          a run's hard deadline, for the long-held flag (default 3600)
 
