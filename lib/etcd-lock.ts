@@ -389,11 +389,13 @@ export async function etcdJanitor(
     // A lease per reap: revoking it lets go of this app alone.
     const locks = new EtcdLocks({ settings: options.settings, cluster: options.cluster, runId: options.runId, kind: 'janitor', log });
     try {
-      if (dryRun) {
-        const kv = await locks.client.get(key);
-        if (kv === null) log(`   janitor: ${tag}${domain} — no lock held: would reap`);
-        else live(domain, kv);
-        (kv === null ? report.reaped : report.live).push(domain);
+      // A key that is there means a live holder: no lease, no transaction needed to leave it alone.
+      // Only the decision to reap takes the transaction.
+      const seen = await locks.client.get(key);
+      if (seen !== null || dryRun) {
+        if (seen === null) log(`   janitor: ${tag}${domain} — no lock held: would reap`);
+        else live(domain, seen);
+        (seen === null ? report.reaped : report.live).push(domain);
         continue;
       }
       const lock = await locks.tryAcquire(domain);
