@@ -286,14 +286,8 @@ export class EtcdLocks {
       if (already) return already;
       if (this.lost) throw new CcciError('ERR_CCCI_LEASE_LOST', `refusing to take ${domain}'s lock: this process lost its etcd lease`);
       options.signal?.throwIfAborted();
-      const lease = await this.ownLease(options.signal);
-      const result = await this.client.createIfAbsent(key, this.value(), lease.id, options.signal);
-      if (result.created || result.holder?.lease === lease.id) {
-        const generation = result.created ? result.revision : result.holder!.createRevision;
-        const lock: EtcdAppLock = Object.freeze({ domain, key, generation, signal: lease.signal });
-        this.held.set(domain, lock);
-        return lock;
-      }
+      const { lock, result } = await this.take(domain, key, options.signal);
+      if (lock !== null) return lock;
       if (!logged) {
         logged = true;
         log(
@@ -316,14 +310,18 @@ export class EtcdLocks {
 
   /** One try, never waiting: the lock, or null when someone holds it. */
   async tryAcquire(domain: string, signal?: AbortSignal): Promise<EtcdAppLock | null> {
-    const key = lockPrefix(this.options.cluster) + domain;
+    return (await this.take(domain, lockPrefix(this.options.cluster) + domain, signal)).lock;
+  }
+
+  /** The acquiring transaction on this process's lease: the lock when it won, and what etcd answered. */
+  private async take(domain: string, key: string, signal?: AbortSignal) {
     const lease = await this.ownLease(signal);
     const result = await this.client.createIfAbsent(key, this.value(), lease.id, signal);
-    if (!result.created && result.holder?.lease !== lease.id) return null;
+    if (!result.created && result.holder?.lease !== lease.id) return { lock: null, result };
     const generation = result.created ? result.revision : result.holder!.createRevision;
     const lock: EtcdAppLock = Object.freeze({ domain, key, generation, signal: lease.signal });
     this.held.set(domain, lock);
-    return lock;
+    return { lock, result };
   }
 
   /** Resolves once the key is gone (a watch, and a slow re-read beside it); rejects with `signal`'s reason. */
@@ -369,9 +367,10 @@ export async function listEtcdLocks(
 }
 
 /**
- * The janitor on etcd: for each candidate, the acquiring transaction with a lease of its own (never
- * a plain read: a run could slip in between); won, it reaps while it holds the key, then revokes.
- * Lost, the app is live. Janitor against janitor needs nothing more: one transaction wins.
+ * The janitor on etcd. A candidate whose key is there has a live holder: left alone, on a read. A
+ * free one is reaped only after the acquiring transaction with a lease of its own (never on the
+ * read alone: a run could slip in between); won, it reaps while it holds the key, then revokes.
+ * Janitor against janitor needs nothing more: one transaction wins.
  */
 export async function etcdJanitor(
   options: JanitorOptions & { settings: EtcdSettings; cluster: string; runId: string },
@@ -384,23 +383,25 @@ export async function etcdJanitor(
   const candidates = new Set<string>();
   for (const name of await options.discover()) if (typeof name === 'string' && pattern.test(name)) candidates.add(name);
   const tag = dryRun ? '[dry run] ' : '';
+  const { endpoints, ca, cert, key: pem } = options.settings;
+  const reads = new EtcdClient({ endpoints, ca, cert, key: pem });
+  const firstLine = (error: unknown): string => String((error as Error).message).split('\n')[0]!;
   for (const domain of candidates) {
     const key = lockPrefix(options.cluster) + domain;
-    // A lease per reap: revoking it lets go of this app alone.
-    const locks = new EtcdLocks({ settings: options.settings, cluster: options.cluster, runId: options.runId, kind: 'janitor', log });
+    let locks: EtcdLocks | undefined;
     try {
-      // A key that is there means a live holder: no lease, no transaction needed to leave it alone.
-      // Only the decision to reap takes the transaction.
-      const seen = await locks.client.get(key);
+      const seen = await reads.get(key);
       if (seen !== null || dryRun) {
         if (seen === null) log(`   janitor: ${tag}${domain} — no lock held: would reap`);
         else live(domain, seen);
         (seen === null ? report.reaped : report.live).push(domain);
         continue;
       }
+      // A lease per reap: revoking it lets go of this app alone.
+      locks = new EtcdLocks({ settings: options.settings, cluster: options.cluster, runId: options.runId, kind: 'janitor', log });
       const lock = await locks.tryAcquire(domain);
       if (lock === null) {
-        live(domain, await locks.client.get(key));
+        live(domain, await reads.get(key));
         report.live.push(domain);
         continue;
       }
@@ -415,16 +416,17 @@ export async function etcdJanitor(
         await options.teardown(domain, lock.generation);
         report.reaped.push(domain);
       } catch (error) {
-        log(`!! janitor: reaping ${domain} failed (${(error as Error).message.split('\n')[0]}) — the next sweep tries again`);
-        report.skipped.push({ domain, reason: `teardown failed: ${(error as Error).message.split('\n')[0]}` });
+        log(`!! janitor: reaping ${domain} failed (${firstLine(error)}) — the next sweep tries again`);
+        report.skipped.push({ domain, reason: `teardown failed: ${firstLine(error)}` });
       }
     } catch (error) {
-      log(`!! janitor: cannot probe ${domain}'s lock on etcd (${(error as Error).message.split('\n')[0]}) — skipping it`);
-      report.skipped.push({ domain, reason: (error as Error).message.split('\n')[0]! });
+      log(`!! janitor: cannot probe ${domain}'s lock on etcd (${firstLine(error)}) — skipping it`);
+      report.skipped.push({ domain, reason: firstLine(error) });
     } finally {
-      await locks.releaseAll();
+      await locks?.releaseAll();
     }
   }
+  reads.close();
   return report;
 
   function live(domain: string, kv: EtcdKv | null): void {
