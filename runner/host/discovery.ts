@@ -98,13 +98,14 @@ export function defaultJanitorHooks(context: HookContext): JanitorHooks {
     discover: () => discoverApps({ signal }),
     teardown: async (domain: string, generation?: string) => {
       // On etcd: an app a newer holder labelled is not this sweep's to reap (runner/host/generation.ts).
-      const newer = generation === undefined ? null : await newerGeneration(stackName(domain), generation, signal);
+      const tools = hostTools({ server: abraServer(), log, signal });
+      const newer = generation === undefined ? null : await newerGeneration(tools.docker, stackName(domain), generation, signal);
       if (newer !== null)
         throw new CcciError(
           'ERR_CCCI_NEWER_GENERATION',
           `${domain} carries generation ${newer}, newer than this sweep's ${generation}: left alone`,
         );
-      await teardownApp(domain, hostTools({ server: abraServer(), log, signal }), true);
+      await teardownApp(domain, tools, true);
     },
   };
 }

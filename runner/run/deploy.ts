@@ -55,6 +55,6 @@ export async function deployApp(options: DeployOptions): Promise<void> {
   recordDeploy(options.state);
   await abra.appDeploy(domain, { chaos: true });
   await docker.waitConverged(stackName(domain), options.convergeTimeoutMs);
-  if (generation !== null) await labelGeneration(stackName(domain), generation, options.signal);
+  if (generation !== null) await labelGeneration(docker, stackName(domain), generation, options.signal);
   log(`== deployed ${domain} (code under test) ==`);
 }

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { JanitorReport } from '../../lib/janitor.js';
 import { stackName } from '../../lib/naming.js';
 import { defaultJanitorHooks } from '../../runner/host/discovery.js';
+import { dockerClient } from '../../runner/host/docker.js';
 import { newerGeneration } from '../../runner/host/generation.js';
 import { type EtcdCluster, requireEtcd, startEtcdCluster } from '../support/etcd.js';
 import { CLI, type Helper, startCli } from '../support/processes.js';
@@ -117,8 +118,8 @@ describe('two hosts on one swarm, one run killed', { timeout: 240_000 }, () => {
     // A's services carry its generation; a janitor's teardown with an older one leaves them alone.
     await a.waitFor(/== deployed /, 60_000);
     const generation = /== app lock held: \S+ \(etcd, generation ([0-9]+)\) ==/.exec(a.output())![1]!;
-    expect(await newerGeneration(stackName(live), '1')).toBe(generation);
-    expect(await newerGeneration(stackName(live), generation)).toBeNull();
+    expect(await newerGeneration(dockerClient({ log: () => {} }), stackName(live), '1')).toBe(generation);
+    expect(await newerGeneration(dockerClient({ log: () => {} }), stackName(live), generation)).toBeNull();
     await expect(defaultJanitorHooks({ log: () => {} }).teardown(live, '1')).rejects.toMatchObject({ code: 'ERR_CCCI_NEWER_GENERATION' });
     expect(await world.leftovers()).not.toEqual([]);
     a.child.kill('SIGTERM'); // enough shown: A tears down and lets go
