@@ -97,7 +97,7 @@ function writeHeader(root, out) {
   renameSync(`${out}.tmp`, out);
 }
 
-module.exports = { sourceHash, candidates, loadAddon };
+module.exports = { sourceHash, loadAddon };
 
 if (require.main === module) {
   const [flag, out] = process.argv.slice(2);
